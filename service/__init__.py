@@ -1,0 +1,48 @@
+"""LLM gateway for coding assistants: OpenAI, Ollama and Helios APIs over pluggable backends."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from flask import Flask
+
+from .settings import Settings, load_settings
+
+__all__ = ["create_app", "Settings", "load_settings"]
+__version__ = "0.1.0"
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+class _MergeSlashes:
+    """WSGI middleware: ``/v1//models`` (as Roo builds it) routes like ``/v1/models``."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            environ["PATH_INFO"] = _SLASHES.sub("/", path)
+        return self.app(environ, start_response)
+
+
+def create_app(settings: Optional[Settings] = None) -> Flask:
+    """Application factory: settings, logging, gateway objects, blueprints, errors."""
+    from . import api
+    from .api import context, errors
+    from .gateway import Gateway
+    from .logs import configure_logging
+
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["gateway"] = Gateway(settings)
+    context.init_app(app)
+    errors.init_app(app)
+    api.register_blueprints(app)
+    app.wsgi_app = _MergeSlashes(app.wsgi_app)
+    return app

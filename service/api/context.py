@@ -1,0 +1,125 @@
+"""Per-request plumbing: request id, the access-log record, body parsing, disconnects.
+
+One JSON access line per request is written when the response is closed,
+i.e. after the last byte of a stream, so it carries the final token counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import select
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional
+
+import orjson
+from flask import Flask, g, request
+
+from ..core import errors
+
+access_log = logging.getLogger("service.access")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """What the access log (and later usage accounting) knows of a request."""
+
+    request_id: str
+    method: str
+    path: str
+    family: str
+    start: float = field(default_factory=time.perf_counter)
+    status: int = 0
+    model: Optional[str] = None
+    provider: Optional[str] = None
+    prompt_tokens: Optional[int] = None
+    completion_tokens: Optional[int] = None
+    stream: bool = False
+    ttft_ms: Optional[float] = None
+    error_code: Optional[str] = None
+
+    def first_token(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = round((time.perf_counter() - self.start) * 1000, 2)
+
+
+def family_for_path(path: str) -> str:
+    if path.startswith("/v1/") or path == "/v1":
+        return "openai"
+    if path.startswith("/api/") or path == "/":
+        return "ollama"
+    if path in ("/complete", "/health", "/status", "/restart"):
+        return "helios"
+    return "openai"
+
+
+def current_record() -> RequestRecord:
+    return g.record
+
+
+def read_json() -> dict[str, Any]:
+    """The body as a JSON object, or InvalidRequest naming what is wrong."""
+    data = request.get_data(cache=False)
+    if not data:
+        raise errors.InvalidRequest("the request body is empty; expected a JSON object")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise errors.InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise errors.InvalidRequest("the request body must be a JSON object")
+    return body
+
+
+def disconnect_check() -> Callable[[], bool]:
+    """A cheap, throttled test of whether the client closed its connection."""
+    sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+    if sock is None:
+        return lambda: False
+    state = {"next": 0.0, "gone": False}
+
+    def gone() -> bool:
+        now = time.monotonic()
+        if state["gone"] or now < state["next"]:
+            return state["gone"]
+        state["next"] = now + 0.2
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable and sock.recv(1, socket.MSG_PEEK) == b"":
+                state["gone"] = True
+        except (OSError, ValueError):
+            state["gone"] = True
+        return state["gone"]
+
+    return gone
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _start():
+        rid = request.headers.get("X-Request-ID", "")
+        if not _SANE_ID.match(rid):
+            rid = uuid.uuid4().hex
+        g.record = RequestRecord(request_id=rid, method=request.method, path=request.path,
+                                 family=family_for_path(request.path))
+
+    @app.after_request
+    def _finish(response):
+        record: Optional[RequestRecord] = g.get("record")
+        if record is None:  # failed before _start (e.g. routing of a bad method)
+            return response
+        response.headers["X-Request-ID"] = record.request_id
+        record.status = response.status_code
+        response.call_on_close(lambda: _log(record))
+        return response
+
+
+def _log(record: RequestRecord) -> None:
+    line = asdict(record)
+    line["duration_ms"] = round((time.perf_counter() - line.pop("start")) * 1000, 2)
+    line = {k: v for k, v in line.items() if v is not None}
+    access_log.info("request", extra=line)

@@ -1,0 +1,252 @@
+"""The gateway's one internal model of a generation request, its result and its stream.
+
+Every API family (OpenAI, Ollama, Helios) converts its wire format to a
+:class:`GenerationRequest` and renders :class:`Generation` / :class:`Chunk`
+back; every provider takes a :class:`GenerationRequest` and returns those.
+Nothing here knows HTTP, Flask or any backend's wire format.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal, Optional
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(slots=True)
+class ImagePart:
+    """An image given by URL (``data:<mime>;base64,…`` or http(s))."""
+
+    url: str
+    detail: Optional[str] = None
+
+
+@dataclass(slots=True)
+class TextPart:
+    text: str
+
+
+ContentPart = TextPart | ImagePart
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A function call made by the assistant; ``arguments`` is a JSON string."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    # A plain string, or a list of parts when the client sent parts.
+    content: str | list[ContentPart] | None = None
+    name: Optional[str] = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: Optional[str] = None
+
+    def text(self) -> str:
+        """The message's text parts joined; images dropped."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    def images(self) -> list[ImagePart]:
+        if isinstance(self.content, list):
+            return [p for p in self.content if isinstance(p, ImagePart)]
+        return []
+
+
+@dataclass(slots=True)
+class Tool:
+    """A function tool: name, description and JSON-schema parameters."""
+
+    name: str
+    description: Optional[str] = None
+    parameters: Optional[dict[str, Any]] = None
+    strict: Optional[bool] = None
+
+
+@dataclass(slots=True)
+class GenerationRequest:
+    """A chat (``messages``) or text-completion (``prompt``) request.
+
+    ``extra`` holds request fields the gateway does not model; providers that
+    speak the same wire format pass them through untouched.
+    """
+
+    kind: Literal["chat", "completion"]
+    model: str
+    messages: list[Message] = field(default_factory=list)
+    prompt: str = ""
+    suffix: Optional[str] = None
+    echo: bool = False
+    max_tokens: Optional[int] = None
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+    stop: list[str] = field(default_factory=list)
+    n: int = 1
+    seed: Optional[int] = None
+    presence_penalty: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    repeat_penalty: Optional[float] = None
+    logprobs: Optional[int] = None
+    tools: list[Tool] = field(default_factory=list)
+    # "auto" | "none" | "required" | {"type": "function", "function": {"name": …}}
+    tool_choice: Any = None
+    parallel_tool_calls: Optional[bool] = None
+    # {"type": "text" | "json_object" | "json_schema", "json_schema": {...}}
+    response_format: Optional[dict[str, Any]] = None
+    user: Optional[str] = None
+    stream: bool = False
+    include_usage: bool = False
+    num_ctx: Optional[int] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    # The API family's own body, for providers that can relay it as is.
+    raw: Optional[dict[str, Any]] = None
+    raw_family: Optional[str] = None
+
+    def has_images(self) -> bool:
+        return any(m.images() for m in self.messages)
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class Choice:
+    index: int = 0
+    text: str = ""
+    reasoning: Optional[str] = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: Optional[FinishReason] = None
+    # Probabilities of the chosen tokens, when the backend reports them.
+    token_logprobs: Optional[list[float]] = None
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+@dataclass(slots=True)
+class Generation:
+    """A complete (non-streamed) result."""
+
+    model: str
+    choices: list[Choice]
+    usage: Optional[Usage] = None
+    id: str = field(default_factory=lambda: new_id("gen"))
+    created: int = field(default_factory=lambda: int(time.time()))
+    provider: str = ""
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A fragment of a streamed tool call; ``id`` and ``name`` come on the first."""
+
+    index: int
+    id: Optional[str] = None
+    name: Optional[str] = None
+    arguments: str = ""
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One event of a stream: a delta for one choice, a finish, or usage.
+
+    A stream is an iterator of chunks; the first chunk of each choice carries
+    ``role``; a chunk with ``finish_reason`` ends that choice; a chunk with
+    ``usage`` (and ``index`` -1) may come last.
+    """
+
+    index: int = 0
+    role: Optional[str] = None
+    text: str = ""
+    reasoning: Optional[str] = None
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    finish_reason: Optional[FinishReason] = None
+    usage: Optional[Usage] = None
+    token_logprobs: Optional[list[float]] = None
+
+
+@dataclass(slots=True)
+class ModelInfo:
+    """What the gateway knows of a model, for listings (/v1/models, /api/tags)."""
+
+    id: str
+    provider: str
+    owned_by: str = "gateway"
+    created: int = 0
+    context_length: Optional[int] = None
+    size_bytes: Optional[int] = None
+    family: Optional[str] = None
+    parameter_size: Optional[str] = None
+    quantization: Optional[str] = None
+    format: Optional[str] = None
+    digest: Optional[str] = None
+    supports_tools: bool = False
+    supports_vision: bool = False
+    chat_template: Optional[str] = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class ChunkStream:
+    """An iterator of :class:`Chunk` with an explicit, idempotent ``close``.
+
+    Providers return one from ``stream()`` after the backend accepted the
+    request, so errors before the first byte still become plain HTTP errors.
+    ``close`` stops generation (upstream response closed, model lock released)
+    whether or not iteration ever started.
+    """
+
+    __slots__ = ("_it", "_on_close", "_closed", "model", "id", "created", "provider")
+
+    def __init__(self, it: Iterator[Chunk], on_close=None, *, model: str = "",
+                 provider: str = ""):
+        self._it = it
+        self._on_close = on_close
+        self._closed = False
+        self.model = model
+        self.provider = provider
+        self.id = new_id("gen")
+        self.created = int(time.time())
+
+    def __iter__(self) -> "ChunkStream":
+        return self
+
+    def __next__(self) -> Chunk:
+        return next(self._it)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._it, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+
+    def __enter__(self) -> "ChunkStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

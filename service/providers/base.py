@@ -1,0 +1,60 @@
+"""The provider protocol: what every backend offers the API families.
+
+A provider takes the internal :class:`~service.core.types.GenerationRequest`
+and returns a :class:`~service.core.types.Generation` or a
+:class:`~service.core.types.ChunkStream`. It raises only
+:class:`~service.core.errors.GatewayError` subclasses, and never imports Flask.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable, Optional
+
+from ..core.types import ChunkStream, Generation, GenerationRequest, ModelInfo
+
+# Returns True once the client has gone away; providers poll it while working.
+DisconnectCheck = Callable[[], bool]
+
+
+class Provider(ABC):
+    """A backend. Thread-safe: one instance serves every request of a process."""
+
+    #: Short stable name used in logs, metrics and routing ("local", "openai"…).
+    name: str = ""
+    supports_chat: bool = True
+    supports_completion: bool = True
+    supports_images: bool = False
+
+    @abstractmethod
+    def list_models(self) -> list[ModelInfo]:
+        """Models this provider serves by name (may query the backend, cached)."""
+
+    def owns(self, model: str) -> bool:
+        """True when ``model`` is one of this provider's model ids exactly."""
+        return any(m.id == model for m in self.list_models())
+
+    def model_info(self, model: str) -> Optional[ModelInfo]:
+        for m in self.list_models():
+            if m.id == model:
+                return m
+        return None
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest,
+                 disconnected: Optional[DisconnectCheck] = None) -> Generation:
+        """Run a request to completion."""
+
+    @abstractmethod
+    def stream(self, request: GenerationRequest) -> ChunkStream:
+        """Start a streamed request; the backend has accepted it when this returns."""
+
+    def is_ready(self) -> bool:
+        """True when the provider can serve now (model loaded, client built)."""
+        return True
+
+    def reload(self) -> None:
+        """Reload the model or rebuild clients; requests in flight finish first."""
+
+    def close(self) -> None:
+        """Release resources at shutdown."""

@@ -1,0 +1,262 @@
+"""One pooled ``requests.Session`` per process for every HTTP provider.
+
+Retries (urllib3 ``Retry``): connect errors, dropped keep-alive connections
+and 429/500/502/503/504, with exponential backoff and jitter, honouring
+``Retry-After`` up to a cap. They happen inside ``send``, i.e. before the
+gateway has written any byte to its client; a read timeout is never retried
+(the upstream may still be generating).
+
+Translation of failures happens here, once::
+
+    requests.ConnectTimeout / ConnectionError  -> UpstreamUnavailable (503)
+    requests.ReadTimeout                       -> UpstreamTimeout (504)
+    upstream status >= 400                      -> raise_for_upstream_status()
+    a failure while reading the body            -> UpstreamError (502)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Iterator, Optional
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from ..core import errors
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class _Retry(Retry):
+    """urllib3 Retry that caps Retry-After and never retries a read timeout."""
+
+    retry_after_cap: float = 10.0
+
+    def new(self, **kw):
+        new = super().new(**kw)
+        new.retry_after_cap = self.retry_after_cap
+        return new
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), self.retry_after_cap)
+
+    def increment(self, method=None, url=None, response=None, error=None,
+                  _pool=None, _stacktrace=None):
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+class HttpClient:
+    """The shared session, pool limits, timeouts and error translation."""
+
+    def __init__(self, settings: Settings):
+        self.timeout = (settings.connect_timeout_seconds, settings.request_timeout_seconds)
+        retry = _Retry(
+            total=settings.request_max_retries,
+            connect=settings.request_max_retries,
+            read=settings.request_max_retries,
+            status=settings.request_max_retries,
+            other=0,
+            allowed_methods=None,  # POST too: nothing has reached the client yet
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=settings.retry_backoff_seconds,
+            backoff_jitter=settings.retry_backoff_seconds / 2,
+            backoff_max=settings.retry_after_max_seconds,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        retry.retry_after_cap = settings.retry_after_max_seconds
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=settings.httpx_max_keepalive,
+                              max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.trust_env = False  # no proxy/netrc surprises from the environment
+        self._slots = threading.BoundedSemaphore(settings.httpx_max_connections)
+        self._slot_wait = settings.connect_timeout_seconds
+
+    def send(self, method: str, url: str, *, body: Any = None, headers: Optional[dict] = None,
+             stream: bool = False, timeout=None, verify=True, upstream: str = "upstream"
+             ) -> "UpstreamResponse":
+        """Send a request and check its status; the caller closes the result."""
+        if not self._slots.acquire(timeout=self._slot_wait):
+            raise errors.UpstreamUnavailable(
+                f"too many concurrent requests to {upstream} (HTTPX_MAX_CONNECTIONS)")
+        hdrs = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else orjson.dumps(body)
+            hdrs["Content-Type"] = "application/json"
+        if headers:
+            hdrs.update(headers)
+        try:
+            resp = self.session.request(method, url, data=data, headers=hdrs, stream=stream,
+                                        timeout=timeout or self.timeout, verify=verify,
+                                        allow_redirects=False)
+        except requests.ReadTimeout as exc:
+            self._slots.release()
+            raise errors.UpstreamTimeout(f"{upstream} did not answer in time") from exc
+        except requests.ConnectTimeout as exc:
+            self._slots.release()
+            raise errors.UpstreamUnavailable(f"could not connect to {upstream}: timed out") from exc
+        except requests.RequestException as exc:
+            self._slots.release()
+            raise errors.UpstreamUnavailable(f"could not connect to {upstream}: {_reason(exc)}") from exc
+        result = UpstreamResponse(resp, self._slots, upstream)
+        if resp.status_code >= 400:
+            try:
+                raise_for_upstream_status(resp, upstream)
+            finally:
+                result.close()
+        return result
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class UpstreamResponse:
+    """A response holding one connection slot until closed."""
+
+    def __init__(self, response: requests.Response, slots: threading.BoundedSemaphore,
+                 upstream: str):
+        self.response = response
+        self.upstream = upstream
+        self._slots = slots
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def retries(self) -> int:
+        retries = getattr(self.response.raw, "retries", None)
+        return len(retries.history) if retries is not None else 0
+
+    def json(self) -> Any:
+        """The whole body as JSON; a non-JSON body is a 502."""
+        try:
+            content = self.response.content
+        except requests.RequestException as exc:
+            raise _read_error(exc, self.upstream) from exc
+        finally:
+            self.close()
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            raise errors.UpstreamError(
+                f"{self.upstream} returned a non-JSON answer: {_excerpt(content)}") from None
+
+    def iter_lines(self) -> Iterator[bytes]:
+        """Body lines as they arrive (no read-ahead buffering)."""
+        raw = self.response.raw
+        pending = b""
+        try:
+            while True:
+                data = raw.read1(65536)
+                if not data:
+                    break
+                pending += data
+                if b"\n" not in data:
+                    continue
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line.rstrip(b"\r")
+        except (requests.RequestException, OSError, ValueError) as exc:
+            raise _read_error(exc, self.upstream) from exc
+        except Exception as exc:  # urllib3 protocol/decode errors
+            if type(exc).__module__.startswith("urllib3"):
+                raise _read_error(exc, self.upstream) from exc
+            raise
+        if pending.strip():
+            yield pending
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self.response.close()
+        finally:
+            self._slots.release()
+
+
+def _read_error(exc: Exception, upstream: str) -> errors.GatewayError:
+    if isinstance(exc, (requests.ReadTimeout, ReadTimeoutError)) or "timed out" in str(exc):
+        return errors.UpstreamTimeout(f"{upstream} stopped sending (read timed out)")
+    return errors.UpstreamError(f"connection to {upstream} broke mid-response: {_reason(exc)}")
+
+
+def _reason(exc: Exception) -> str:
+    inner = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__
+    text = str(getattr(inner, "reason", None) or inner)
+    return text[:200]
+
+
+def _excerpt(content: bytes, limit: int = 200) -> str:
+    text = content[:limit].decode("utf-8", "replace").strip()
+    return repr(text) if text else "(empty body)"
+
+
+def upstream_message(resp: requests.Response) -> str:
+    """The error message an upstream put in its body, in any common shape."""
+    try:
+        body = orjson.loads(resp.content)
+    except (orjson.JSONDecodeError, requests.RequestException):
+        return _excerpt(resp.content)
+    if isinstance(body, list) and body:  # Vertex streaming errors come as a list
+        body = body[0]
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail") or err.get("msg")
+            if msg:
+                return str(msg)
+        elif isinstance(err, str):
+            return err
+        for key in ("message", "detail"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return _excerpt(resp.content)
+
+
+def raise_for_upstream_status(resp: requests.Response, upstream: str) -> None:
+    """Map an upstream error status to the gateway's error, message kept."""
+    status = resp.status_code
+    msg = upstream_message(resp)
+    retry_after = _retry_after(resp)
+    if status in (400, 422):
+        raise errors.InvalidRequest(f"{upstream} rejected the request: {msg}")
+    if status in (401, 403):
+        raise errors.UpstreamError(f"upstream authentication failed ({upstream}, {status}): {msg}")
+    if status == 404:
+        raise errors.ModelNotFound(f"{upstream}: {msg}")
+    if status == 408 or status == 504:
+        raise errors.UpstreamTimeout(f"{upstream} timed out: {msg}")
+    if status == 413:
+        raise errors.PayloadTooLarge(f"{upstream}: {msg}")
+    if status == 429:
+        raise errors.RateLimited(f"{upstream} is rate limiting: {msg}", retry_after=retry_after)
+    if status == 503:
+        raise errors.UpstreamUnavailable(f"{upstream} is unavailable: {msg}",
+                                         retry_after=retry_after)
+    raise errors.UpstreamError(f"{upstream} failed with HTTP {status}: {msg}")
+
+
+def _retry_after(resp: requests.Response) -> Optional[float]:
+    value = resp.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,131 @@
+"""The token loop over a loaded ``llama_cpp.Llama``: sampling, stops, counts.
+
+We drive ``Llama.generate`` ourselves instead of ``create_completion`` so that
+token counts are exact (streamed or not), chosen-token probabilities are
+available without ``logits_all``, stop sequences never leak a partial match,
+and closing the iterator stops generation at the next token.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+import llama_cpp
+import numpy as np
+
+
+@dataclass(slots=True)
+class Sampling:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: Optional[int] = None
+
+
+@dataclass(slots=True)
+class Piece:
+    """Text released to the caller, with the log-probabilities of its tokens."""
+
+    text: str
+    logprobs: list[float] = field(default_factory=list)
+
+
+class _ProbeLogits:
+    """A logits processor that keeps the log-softmax of the last step."""
+
+    __slots__ = ("last",)
+
+    def __init__(self):
+        self.last: Optional[np.ndarray] = None
+
+    def __call__(self, _input_ids, logits):
+        x = logits.astype(np.float64)
+        m = x.max()
+        self.last = x - (m + np.log(np.exp(x - m).sum()))
+        return logits
+
+
+class TokenRun:
+    """Iterate to get text pieces; ``finish_reason`` and ``completion_tokens`` after."""
+
+    def __init__(self, llama, prompt_tokens: list[int], *, max_tokens: int, stop: list[str],
+                 sampling: Sampling, grammar=None, want_logprobs: bool = False):
+        self.llama = llama
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.stop = [s for s in stop if s]
+        self.sampling = sampling
+        self.grammar = grammar
+        self.want_logprobs = want_logprobs
+        self.finish_reason: Optional[str] = None
+        self.completion_tokens = 0
+        self._probe = _ProbeLogits() if want_logprobs else None
+
+    def __iter__(self) -> Iterator[Piece]:
+        llama, s = self.llama, self.sampling
+        if s.seed is not None:
+            llama.set_seed(s.seed)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = ""             # decoded text not yet released (may start a stop string)
+        pending_lp: list[float] = []
+        longest_stop = max((len(x) for x in self.stop), default=0)
+        gen = llama.generate(
+            self.prompt_tokens, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
+            temp=s.temperature, repeat_penalty=s.repeat_penalty,
+            presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
+            logits_processor=[self._probe] if self._probe else None, grammar=self.grammar)
+        try:
+            for token in gen:
+                self.completion_tokens += 1
+                if self._probe is not None and self._probe.last is not None:
+                    pending_lp.append(float(self._probe.last[token]))
+                if _is_eog(llama, token):
+                    self.finish_reason = "stop"
+                    break
+                pending += decoder.decode(llama.detokenize([token]))
+                hit = _first_stop(pending, self.stop)
+                if hit is not None:
+                    pending = pending[:hit]
+                    self.finish_reason = "stop"
+                    break
+                keep = _partial_stop_len(pending, self.stop, longest_stop)
+                if len(pending) > keep:
+                    out = pending[: len(pending) - keep] if keep else pending
+                    pending = pending[len(out):]
+                    yield Piece(out, pending_lp)
+                    pending_lp = []
+                if self.completion_tokens >= self.max_tokens:
+                    self.finish_reason = "length"
+                    break
+            else:
+                self.finish_reason = self.finish_reason or "length"
+        finally:
+            gen.close()
+        pending += decoder.decode(b"", final=True)
+        if pending or pending_lp:
+            yield Piece(pending, pending_lp)
+
+
+def _is_eog(llama, token: int) -> bool:
+    return bool(llama_cpp.llama_vocab_is_eog(llama._model.vocab, token))
+
+
+def _first_stop(text: str, stops: list[str]) -> Optional[int]:
+    found = [text.find(s) for s in stops]
+    found = [i for i in found if i >= 0]
+    return min(found) if found else None
+
+
+def _partial_stop_len(text: str, stops: list[str], longest: int) -> int:
+    """Length of the longest tail of ``text`` that begins some stop string."""
+    for n in range(min(longest - 1, len(text)), 0, -1):
+        tail = text[-n:]
+        if any(s.startswith(tail) for s in stops):
+            return n
+    return 0

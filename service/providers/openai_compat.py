@@ -1,0 +1,297 @@
+"""Any OpenAI-compatible upstream (LM Studio, vLLM, llama-server, OpenAI itself).
+
+Requests that arrived in OpenAI's format are relayed with their body as sent
+(unknown fields included); others are encoded from the internal model. The
+upstream is always asked for usage on streams so token counts are real; the
+client only sees a usage chunk when it asked for one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Iterator, Optional
+
+import orjson
+
+from ..core import errors
+from ..core.types import (
+    Choice, Chunk, ChunkStream, Generation, GenerationRequest, ImagePart, Message,
+    ModelInfo, TextPart, ToolCall, ToolCallDelta, Usage,
+)
+from ..settings import Settings
+from .base import DisconnectCheck, Provider
+from .http_client import HttpClient, UpstreamResponse
+
+log = logging.getLogger(__name__)
+
+FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter"}
+
+
+class OpenAICompatProvider(Provider):
+    """Relays to ``{base_url}/v1/...`` through the shared session."""
+
+    name = "openai"
+    supports_images = True
+
+    def __init__(self, settings: Settings, http: HttpClient, base_url: str,
+                 api_key: Optional[str] = None, *, label: str = "upstream"):
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.label = label
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._cache_ttl = settings.models_cache_seconds
+        self._models: list[ModelInfo] = []
+        self._models_at = float("-inf")
+        self._models_lock = threading.Lock()
+
+    # ---- models -----------------------------------------------------------
+    def list_models(self) -> list[ModelInfo]:
+        now = time.monotonic()
+        if now - self._models_at < self._cache_ttl:
+            return self._models
+        # One refresher at a time; others keep using the previous list.
+        if not self._models_lock.acquire(blocking=not self._models):
+            return self._models
+        try:
+            if time.monotonic() - self._models_at < self._cache_ttl:
+                return self._models
+            try:
+                body = self.http.send("GET", f"{self.base_url}/v1/models",
+                                      headers=self._headers, upstream=self.label).json()
+                self._models = [_model_info(m, self.name) for m in body.get("data", [])
+                                if isinstance(m, dict) and isinstance(m.get("id"), str)]
+            except (errors.GatewayError, AttributeError) as exc:
+                log.warning("listing models of %s failed: %s", self.label, exc)
+            self._models_at = time.monotonic()
+            return self._models
+        finally:
+            self._models_lock.release()
+
+    # ---- generation ---------------------------------------------------------
+    def _url(self, request: GenerationRequest) -> str:
+        path = "chat/completions" if request.kind == "chat" else "completions"
+        return f"{self.base_url}/v1/{path}"
+
+    def _open(self, request: GenerationRequest, stream: bool) -> UpstreamResponse:
+        body = encode_request(request, stream)
+        return self.http.send("POST", self._url(request), body=body, headers=self._headers,
+                              stream=stream, upstream=self.label)
+
+    def generate(self, request: GenerationRequest,
+                 disconnected: Optional[DisconnectCheck] = None) -> Generation:
+        body = self._open(request, stream=False).json()
+        return decode_response(body, request, self.name)
+
+    def stream(self, request: GenerationRequest) -> ChunkStream:
+        resp = self._open(request, stream=True)
+        return ChunkStream(decode_stream(resp, request.kind), resp.close,
+                           model=request.model, provider=self.name)
+
+    def close(self) -> None:
+        pass  # the session belongs to the app
+
+
+def _model_info(m: dict, provider: str) -> ModelInfo:
+    ctx = m.get("context_length") or m.get("max_context_length") or m.get("max_model_len")
+    return ModelInfo(id=m["id"], provider=provider, owned_by=str(m.get("owned_by") or provider),
+                     created=int(m.get("created") or 0),
+                     context_length=ctx if isinstance(ctx, int) else None,
+                     supports_tools=True, metadata=m)
+
+
+# ---- internal -> OpenAI request ---------------------------------------------------
+def encode_message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role}
+    if isinstance(m.content, list):
+        parts = []
+        for p in m.content:
+            if isinstance(p, TextPart):
+                parts.append({"type": "text", "text": p.text})
+            elif isinstance(p, ImagePart):
+                img = {"url": p.url}
+                if p.detail:
+                    img["detail"] = p.detail
+                parts.append({"type": "image_url", "image_url": img})
+        out["content"] = parts
+    else:
+        out["content"] = m.content if m.content is not None else ("" if not m.tool_calls else None)
+    if m.name:
+        out["name"] = m.name
+    if m.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "type": "function",
+                              "function": {"name": c.name, "arguments": c.arguments}}
+                             for c in m.tool_calls]
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+_OPTIONAL = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user")
+
+
+def encode_request(r: GenerationRequest, stream: bool) -> dict[str, Any]:
+    """The upstream body: the client's own OpenAI body when it sent one."""
+    if r.raw_family == "openai" and r.raw is not None:
+        body = dict(r.raw)
+        body["model"] = r.model
+    else:
+        body = {"model": r.model}
+        if r.kind == "chat":
+            body["messages"] = [encode_message(m) for m in r.messages]
+        else:
+            body["prompt"] = r.prompt
+            if r.suffix is not None:
+                body["suffix"] = r.suffix
+            if r.echo:
+                body["echo"] = True
+            if r.logprobs is not None:
+                body["logprobs"] = r.logprobs
+        for key in _OPTIONAL:
+            value = getattr(r, key)
+            if value is not None:
+                body[key] = value
+        if r.max_tokens is not None:
+            body["max_tokens"] = r.max_tokens
+        if r.top_k is not None:
+            body["top_k"] = r.top_k  # llama-server, vLLM and LM Studio accept it
+        if r.stop:
+            body["stop"] = r.stop
+        if r.n != 1:
+            body["n"] = r.n
+        if r.tools:
+            body["tools"] = [{"type": "function", "function": _tool(t)} for t in r.tools]
+        if r.tool_choice is not None:
+            body["tool_choice"] = r.tool_choice
+        if r.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = r.parallel_tool_calls
+        if r.response_format is not None:
+            body["response_format"] = r.response_format
+        body.update(r.extra)
+    body["stream"] = stream
+    if stream:
+        opts = dict(body.get("stream_options") or {})
+        opts["include_usage"] = True
+        body["stream_options"] = opts
+    else:
+        body.pop("stream_options", None)
+    return body
+
+
+def _tool(t) -> dict[str, Any]:
+    fn: dict[str, Any] = {"name": t.name}
+    if t.description is not None:
+        fn["description"] = t.description
+    if t.parameters is not None:
+        fn["parameters"] = t.parameters
+    if t.strict is not None:
+        fn["strict"] = t.strict
+    return fn
+
+
+# ---- OpenAI response -> internal ----------------------------------------------------
+def _usage(u: Any) -> Optional[Usage]:
+    if not isinstance(u, dict):
+        return None
+    return Usage(prompt_tokens=int(u.get("prompt_tokens") or 0),
+                 completion_tokens=int(u.get("completion_tokens") or 0))
+
+
+def _finish(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    return value if value in FINISH_REASONS else "stop"
+
+
+def _tool_calls(raw: Any) -> list[ToolCall]:
+    calls = []
+    for i, c in enumerate(raw or []):
+        fn = c.get("function") or {}
+        args = fn.get("arguments")
+        if not isinstance(args, str):
+            args = orjson.dumps(args if args is not None else {}).decode()
+        calls.append(ToolCall(id=c.get("id") or f"call_{i}", name=fn.get("name") or "",
+                              arguments=args))
+    return calls
+
+
+def _token_logprobs(choice: dict) -> Optional[list[float]]:
+    lp = choice.get("logprobs")
+    if not isinstance(lp, dict):
+        return None
+    if isinstance(lp.get("token_logprobs"), list):  # legacy completions
+        return [x for x in lp["token_logprobs"] if isinstance(x, (int, float))]
+    if isinstance(lp.get("content"), list):  # chat
+        return [t["logprob"] for t in lp["content"] if isinstance(t, dict) and "logprob" in t]
+    return None
+
+
+def decode_response(body: Any, request: GenerationRequest, provider: str) -> Generation:
+    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+        raise errors.UpstreamError("upstream answered without a 'choices' list")
+    choices = []
+    for i, c in enumerate(body["choices"]):
+        if not isinstance(c, dict):
+            continue
+        msg = c.get("message") or {}
+        text = msg.get("content") if request.kind == "chat" else c.get("text")
+        choices.append(Choice(
+            index=c.get("index", i), text=text or "",
+            reasoning=msg.get("reasoning_content") or msg.get("reasoning"),
+            tool_calls=_tool_calls(msg.get("tool_calls")),
+            finish_reason=_finish(c.get("finish_reason")) or "stop",
+            token_logprobs=_token_logprobs(c)))
+    gen = Generation(model=body.get("model") or request.model, choices=choices,
+                     usage=_usage(body.get("usage")), provider=provider)
+    if isinstance(body.get("id"), str):
+        gen.id = body["id"]
+    return gen
+
+
+def decode_stream(resp: UpstreamResponse, kind: str) -> Iterator[Chunk]:
+    """Upstream SSE -> chunks; ends at ``[DONE]`` or EOF; error events raise."""
+    for line in resp.iter_lines():
+        if not line.startswith(b"data:"):
+            continue  # comments, event names, keep-alives
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return
+        if not data:
+            continue
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise errors.UpstreamError(
+                f"upstream sent a non-JSON stream event: {data[:120]!r}") from None
+        if not isinstance(event, dict):
+            raise errors.UpstreamError("upstream sent a stream event that is not an object")
+        if "error" in event and not event.get("choices"):
+            err = event["error"]
+            msg = err.get("message") if isinstance(err, dict) else str(err)
+            raise errors.UpstreamError(f"upstream failed mid-stream: {msg}")
+        yield from _event_chunks(event, kind)
+
+
+def _event_chunks(event: dict, kind: str) -> Iterator[Chunk]:
+    for c in event.get("choices") or ():
+        if not isinstance(c, dict):
+            continue
+        idx = c.get("index", 0)
+        if kind == "chat":
+            delta = c.get("delta") or {}
+            tcs = [ToolCallDelta(index=t.get("index", j), id=t.get("id"),
+                                 name=(t.get("function") or {}).get("name"),
+                                 arguments=(t.get("function") or {}).get("arguments") or "")
+                   for j, t in enumerate(delta.get("tool_calls") or ())]
+            yield Chunk(index=idx, role=delta.get("role"), text=delta.get("content") or "",
+                        reasoning=delta.get("reasoning_content") or delta.get("reasoning"),
+                        tool_calls=tcs, finish_reason=_finish(c.get("finish_reason")),
+                        token_logprobs=_token_logprobs(c))
+        else:
+            yield Chunk(index=idx, text=c.get("text") or "",
+                        finish_reason=_finish(c.get("finish_reason")),
+                        token_logprobs=_token_logprobs(c))
+    usage = _usage(event.get("usage"))
+    if usage is not None:
+        yield Chunk(index=-1, usage=usage)

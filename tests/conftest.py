@@ -1,0 +1,63 @@
+"""Shared fixtures: the app served on a free loopback port, the upstream stand-in."""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+
+import pytest
+from werkzeug.serving import make_server
+
+from service import create_app
+from service.settings import Settings, load_settings
+from tests.support.upstream import start_upstream
+
+# Tests must not pick up the machine's own configuration.
+for _name in Settings.model_fields:
+    os.environ.pop(_name.upper(), None)
+
+
+@contextmanager
+def serve(app):
+    """Run a Flask app on a threaded server at 127.0.0.1:<free port>; yield its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+def make_settings(**overrides) -> Settings:
+    base = {"log_level": "warning", "local_n_threads": 2, "retry_backoff_seconds": 0.01}
+    base.update(overrides)
+    return load_settings(**base)
+
+
+@pytest.fixture
+def upstream():
+    server = start_upstream()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def local_url():
+    """The gateway on the embedded model (loaded once for the session)."""
+    app = create_app(make_settings(local_max_queue=8, local_max_wait_seconds=30))
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture
+def upstream_gateway(upstream):
+    """The gateway fronting the stand-in upstream; yields (url, upstream server)."""
+    app = create_app(make_settings(lm_studio_base_url=upstream.url, request_timeout_seconds=1.5,
+                                   models_cache_seconds=0))
+    with serve(app) as url:
+        yield url, upstream

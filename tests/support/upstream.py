@@ -1,0 +1,268 @@
+"""A small OpenAI-compatible upstream on loopback, scripted by model name.
+
+Behaviours (the request's ``model`` picks one; counters per model):
+
+- ``echo-*`` (default): answers ``"echo: <last user text>"``, streams it word by word.
+- ``flaky-N``: answers 503 (``Retry-After: 0``) N times, then like echo.
+- ``always-500`` / ``always-429`` / ``auth-fail``: that status every time.
+- ``slow``: sleeps 3 s before answering (timeouts).
+- ``nonjson``: a 200 HTML page.
+- ``cut``: streams two chunks then drops the connection.
+- ``stream-error``: streams a chunk then ``data: {"error": …}``.
+- ``badevent``: streams a non-JSON ``data:`` line.
+- ``tools``: answers with a ``get_weather`` tool call (streamed in fragments).
+- ``endless``: streams a chunk every 50 ms until the client goes away; records
+  that in ``state.disconnects``.
+
+Used by tests and by ``benchmarks/`` (``echo`` is cheap enough to measure against).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class State:
+    def __init__(self):
+        self.calls: Counter = Counter()
+        self.bodies: list[dict] = []
+        self.headers: list[dict] = []
+        self.disconnects: list[float] = []
+        self.lock = threading.Lock()
+        self.models = ["echo-1", "tools", "upstream-model"]
+
+
+def _completion(model: str, text: str, chat: bool, usage=(5, 3)) -> dict:
+    if chat:
+        choice = {"index": 0, "message": {"role": "assistant", "content": text},
+                  "finish_reason": "stop"}
+    else:
+        choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+    return {"id": "up-1", "object": "chat.completion" if chat else "text_completion",
+            "created": 1, "model": model, "choices": [choice],
+            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                      "total_tokens": usage[0] + usage[1]}}
+
+
+TOOL_ARGS = '{"city": "Paris", "unit": "celsius"}'
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "UpstreamServer"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    # ---- helpers ---------------------------------------------------------------
+    def _send_json(self, status: int, obj, headers=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _start_stream(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def _chunk(self, data: bytes):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _event(self, obj):
+        self._chunk(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode())
+                    + b"\n\n")
+
+    def _end_stream(self):
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    # ---- routes ----------------------------------------------------------------
+    def do_GET(self):
+        if self.path.rstrip("/") == "/v1/models":
+            self._send_json(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 1, "owned_by": "stand-in"}
+                for m in self.server.state.models]})
+        else:
+            self._send_json(404, {"error": {"message": "no such route"}})
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        st = self.server.state
+        model = str(body.get("model", ""))
+        with st.lock:
+            st.calls[model] += 1
+            n = st.calls[model]
+            st.bodies.append(body)
+            st.headers.append(dict(self.headers))
+        chat = self.path.endswith("/chat/completions")
+        stream = bool(body.get("stream"))
+
+        if model.startswith("flaky-") and n <= int(model.split("-")[1]):
+            return self._send_json(503, {"error": {"message": "warming up"}}, {"Retry-After": "0"})
+        if model == "always-500":
+            return self._send_json(500, {"error": {"message": "upstream exploded"}})
+        if model == "always-429":
+            return self._send_json(429, {"error": {"message": "slow down"}}, {"Retry-After": "7"})
+        if model == "auth-fail":
+            return self._send_json(401, {"error": {"message": "bad key"}})
+        if model == "missing":
+            return self._send_json(404, {"error": {"message": "model 'missing' not found"}})
+        if model == "slow":
+            time.sleep(3)
+        if model == "nonjson":
+            data = b"<html><body>502 Bad Gateway</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+
+        text = "echo: " + _last_text(body, chat)
+        if model == "tools":
+            return self._tools(model, stream)
+        if not stream:
+            return self._send_json(200, _completion(model, text, chat))
+        return self._stream(model, text, chat, body)
+
+    def _stream(self, model, text, chat, body):
+        self._start_stream()
+        words = text.split(" ")
+        try:
+            for i, w in enumerate(words):
+                piece = w if i == 0 else " " + w
+                if chat:
+                    delta = {"content": piece}
+                    if i == 0:
+                        delta["role"] = "assistant"
+                    ch = {"index": 0, "delta": delta, "finish_reason": None}
+                else:
+                    ch = {"index": 0, "text": piece, "finish_reason": None}
+                self._event({"id": "up-1", "object": "chat.completion.chunk", "created": 1,
+                             "model": model, "choices": [ch]})
+                if model == "cut" and i == 1:
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                if model == "stream-error" and i == 0:
+                    self._event({"error": {"message": "backend crashed", "type": "server_error"}})
+                    self._end_stream()
+                    return
+                if model == "badevent" and i == 0:
+                    self._event(b"this is not json")
+                    self._end_stream()
+                    return
+            if model == "endless":
+                return self._endless(chat)
+            fin = {"index": 0, "delta": {}, "finish_reason": "stop"} if chat else \
+                {"index": 0, "text": "", "finish_reason": "stop"}
+            self._event({"id": "up-1", "object": "chat.completion.chunk", "created": 1,
+                         "model": model, "choices": [fin]})
+            if (body.get("stream_options") or {}).get("include_usage"):
+                self._event({"id": "up-1", "object": "chat.completion.chunk", "created": 1,
+                             "model": model, "choices": [],
+                             "usage": {"prompt_tokens": 5, "completion_tokens": len(words),
+                                       "total_tokens": 5 + len(words)}})
+            self._event(b"[DONE]")
+            self._end_stream()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _endless(self, chat):
+        start = time.monotonic()
+        try:
+            while time.monotonic() - start < 30:
+                ch = {"index": 0, "delta": {"content": " more"}, "finish_reason": None} if chat \
+                    else {"index": 0, "text": " more", "finish_reason": None}
+                self._event({"id": "up-1", "object": "chat.completion.chunk", "created": 1,
+                             "model": "endless", "choices": [ch]})
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            with self.server.state.lock:
+                self.server.state.disconnects.append(time.monotonic())
+        self.close_connection = True
+
+    def _tools(self, model, stream):
+        call = {"id": "call_abc", "type": "function",
+                "function": {"name": "get_weather", "arguments": TOOL_ARGS}}
+        if not stream:
+            return self._send_json(200, {
+                "id": "up-2", "object": "chat.completion", "created": 1, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": None,
+                                                     "tool_calls": [call]},
+                             "finish_reason": "tool_calls"}],
+                "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}})
+        self._start_stream()
+        half = len(TOOL_ARGS) // 2
+        frags = [
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"index": 0, "id": "call_abc", "type": "function",
+                 "function": {"name": "get_weather", "arguments": ""}}]},
+            {"tool_calls": [{"index": 0, "function": {"arguments": TOOL_ARGS[:half]}}]},
+            {"tool_calls": [{"index": 0, "function": {"arguments": TOOL_ARGS[half:]}}]},
+        ]
+        for d in frags:
+            self._event({"id": "up-2", "object": "chat.completion.chunk", "created": 1,
+                         "model": model, "choices": [{"index": 0, "delta": d,
+                                                      "finish_reason": None}]})
+        self._event({"id": "up-2", "object": "chat.completion.chunk", "created": 1, "model": model,
+                     "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        self._event({"id": "up-2", "object": "chat.completion.chunk", "created": 1, "model": model,
+                     "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 10,
+                                              "total_tokens": 30}})
+        self._event(b"[DONE]")
+        self._end_stream()
+
+
+def _last_text(body: dict, chat: bool) -> str:
+    if not chat:
+        p = body.get("prompt", "")
+        return p if isinstance(p, str) else str(p)
+    for m in reversed(body.get("messages") or []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                return " ".join(p.get("text", "") for p in c if p.get("type") == "text")
+            return c or ""
+    return ""
+
+
+class UpstreamServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int = 0):
+        super().__init__(("127.0.0.1", port), Handler)
+        self.state = State()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def start_upstream(port: int = 0) -> UpstreamServer:
+    server = UpstreamServer(port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+if __name__ == "__main__":  # python tests/support/upstream.py PORT
+    import sys
+
+    srv = UpstreamServer(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    print(srv.url, flush=True)
+    srv.serve_forever()
