@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     local_preload: Optional[bool] = Field(
         None, description="Load the model at start; default: when local is the default provider.")
 
+    # --- Vertex AI Gemini (issue 3) ----------------------------------------------
+
+    # --- Helios code completion (issue 4) -------------------------------------------
+
+    # --- Ollama API (issue 5) ---------------------------------------------------------
+
+    # --- API keys, usage, rate limits (issue 6) ---------------------------------------
+
+    # --- operations: metrics, readiness, custom endpoints (issue 7) ---------------------
+
+    # --- local model features: tools, JSON, FIM, embeddings (issue 8) -----------------
+
     @field_validator("lm_studio_base_url", "internal_completions_url")
     @classmethod
     def _urls(cls, value, info):

@@ -16,6 +16,7 @@ one boundary, chaining the original with ``from``::
     ├── PayloadTooLarge         413
     ├── RateLimited             429
     ├── InternalError           500
+    ├── NotSupported            501 (e.g. embeddings on a backend without them)
     ├── UpstreamError           502 (upstream answered badly; message kept)
     ├── ServiceUnavailable      503 (ModelBusy, ModelNotLoaded, UpstreamUnavailable)
     └── UpstreamTimeout         504
@@ -97,6 +98,12 @@ class InternalError(GatewayError):
     status = 500
     type = "server_error"
     code = "internal_error"
+
+
+class NotSupported(GatewayError):
+    status = 501
+    type = "invalid_request_error"
+    code = "not_supported"
 
 
 class UpstreamError(GatewayError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import errors
-from .types import GenerationRequest, ModelInfo
+from .types import EmbeddingRequest, GenerationRequest, ModelInfo
 from ..providers.base import Provider
 
 
@@ -24,8 +24,10 @@ class Router:
 
     def default(self, kind: str = "chat") -> Provider:
         for p in self.providers:
-            if p.supports_chat if kind == "chat" else p.supports_completion:
+            if _serves(p, kind):
                 return p
+        if kind == "embedding":
+            raise errors.NotSupported("no configured backend offers embeddings")
         raise errors.InvalidRequest(f"no configured backend serves {kind} requests")
 
     def by_name(self, name: str) -> Optional[Provider]:
@@ -34,7 +36,7 @@ class Router:
                 return p
         return None
 
-    def resolve(self, request: GenerationRequest) -> Provider:
+    def resolve(self, request: GenerationRequest | EmbeddingRequest) -> Provider:
         """Pick the provider and fill ``request.model`` when the client left it empty."""
         if request.model:
             for p in self.providers:
@@ -51,8 +53,7 @@ class Router:
 
     @staticmethod
     def _check_kind(p: Provider, request: GenerationRequest) -> None:
-        ok = p.supports_chat if request.kind == "chat" else p.supports_completion
-        if not ok:
+        if not _serves(p, request.kind):
             raise errors.InvalidRequest(
                 f"model '{request.model}' does not serve {request.kind} requests", param="model")
 
@@ -71,3 +72,11 @@ class Router:
             if info is not None:
                 return info
         return None
+
+
+def _serves(p: Provider, kind: str) -> bool:
+    if kind == "chat":
+        return p.supports_chat
+    if kind == "embedding":
+        return p.supports_embeddings
+    return p.supports_completion

@@ -186,6 +186,29 @@ class Chunk:
 
 
 @dataclass(slots=True)
+class EmbeddingRequest:
+    """Texts (or token-id lists) to embed with one model."""
+
+    model: str
+    inputs: list[str] | list[list[int]]
+    dimensions: Optional[int] = None
+    user: Optional[str] = None
+    raw: Optional[dict[str, Any]] = None
+    raw_family: Optional[str] = None
+    kind: Literal["embedding"] = "embedding"
+
+
+@dataclass(slots=True)
+class Embeddings:
+    """One vector per input, in input order."""
+
+    model: str
+    vectors: list[list[float]]
+    prompt_tokens: int = 0
+    provider: str = ""
+
+
+@dataclass(slots=True)
 class ModelInfo:
     """What the gateway knows of a model, for listings (/v1/models, /api/tags)."""
 
@@ -202,6 +225,7 @@ class ModelInfo:
     digest: Optional[str] = None
     supports_tools: bool = False
     supports_vision: bool = False
+    supports_embeddings: bool = False
     chat_template: Optional[str] = None
     metadata: dict[str, Any] = field(default_factory=dict)
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Callable, Optional
 
-from ..core.types import ChunkStream, Generation, GenerationRequest, ModelInfo
+from ..core import errors
+from ..core.types import (
+    ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo,
+)
 
 # Returns True once the client has gone away; providers poll it while working.
 DisconnectCheck = Callable[[], bool]
@@ -25,6 +28,7 @@ class Provider(ABC):
     supports_chat: bool = True
     supports_completion: bool = True
     supports_images: bool = False
+    supports_embeddings: bool = False
 
     @abstractmethod
     def list_models(self) -> list[ModelInfo]:
@@ -48,6 +52,11 @@ class Provider(ABC):
     @abstractmethod
     def stream(self, request: GenerationRequest) -> ChunkStream:
         """Start a streamed request; the backend has accepted it when this returns."""
+
+    def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """Embed ``request.inputs``; backends without embeddings answer 501."""
+        raise errors.NotSupported(
+            f"model '{request.model}' ({self.name} backend) does not offer embeddings")
 
     def is_ready(self) -> bool:
         """True when the provider can serve now (model loaded, client built)."""
