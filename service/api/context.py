@@ -41,6 +41,7 @@ class RequestRecord:
     stream: bool = False
     ttft_ms: Optional[float] = None
     error_code: Optional[str] = None
+    duration_ms: Optional[float] = None
 
     def first_token(self) -> None:
         if self.ttft_ms is None:
@@ -98,7 +99,21 @@ def disconnect_check() -> Callable[[], bool]:
     return gone
 
 
+RequestHook = Callable[[RequestRecord], None]
+
+
+def on_request_done(app: Flask, hook: RequestHook) -> None:
+    """Call ``hook(record)`` once per request after its response closed.
+
+    Runs after the last byte of a stream (final token counts known); usage
+    accounting and metrics subscribe here. A failing hook is logged, never raised.
+    """
+    app.extensions.setdefault("request_done_hooks", []).append(hook)
+
+
 def init_app(app: Flask) -> None:
+    hooks: list[RequestHook] = app.extensions.setdefault("request_done_hooks", [])
+
     @app.before_request
     def _start():
         rid = request.headers.get("X-Request-ID", "")
@@ -114,12 +129,17 @@ def init_app(app: Flask) -> None:
             return response
         response.headers["X-Request-ID"] = record.request_id
         record.status = response.status_code
-        response.call_on_close(lambda: _log(record))
+        response.call_on_close(lambda: _done(record, hooks))
         return response
 
 
-def _log(record: RequestRecord) -> None:
+def _done(record: RequestRecord, hooks: list[RequestHook]) -> None:
+    record.duration_ms = round((time.perf_counter() - record.start) * 1000, 2)
     line = asdict(record)
-    line["duration_ms"] = round((time.perf_counter() - line.pop("start")) * 1000, 2)
-    line = {k: v for k, v in line.items() if v is not None}
-    access_log.info("request", extra=line)
+    del line["start"]
+    access_log.info("request", extra={k: v for k, v in line.items() if v is not None})
+    for hook in hooks:
+        try:
+            hook(record)
+        except Exception:  # noqa: BLE001 - accounting must not break responses
+            access_log.exception("request hook %r failed", hook)
