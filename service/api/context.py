@@ -12,7 +12,7 @@ import select
 import socket
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional
 
 import orjson
@@ -46,6 +46,9 @@ class RequestRecord:
     def first_token(self) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = round((time.perf_counter() - self.start) * 1000, 2)
+
+
+_LOGGED_FIELDS = tuple(f.name for f in fields(RequestRecord) if f.name != "start")
 
 
 def family_for_path(path: str) -> str:
@@ -135,9 +138,9 @@ def init_app(app: Flask) -> None:
 
 def _done(record: RequestRecord, hooks: list[RequestHook]) -> None:
     record.duration_ms = round((time.perf_counter() - record.start) * 1000, 2)
-    line = asdict(record)
-    del line["start"]
-    access_log.info("request", extra={k: v for k, v in line.items() if v is not None})
+    if access_log.isEnabledFor(logging.INFO):
+        line = {k: getattr(record, k) for k in _LOGGED_FIELDS}
+        access_log.info("request", extra={k: v for k, v in line.items() if v is not None})
     for hook in hooks:
         try:
             hook(record)

@@ -1,0 +1,146 @@
+"""Gateway overhead vs. calling the upstream directly, and vs. a bare Flask proxy.
+
+Starts, side by side in one run: a static OpenAI-compatible upstream, a bare
+20-line Flask + requests proxy (2 gunicorn gthread workers) and the gateway
+(2 workers, every feature on: validation, routing, JSON logs, request ids). It
+then drives non-streaming chat completions at concurrency 1 and 16, interleaving
+the three targets over several rounds, and prints requests/s and p50/p99
+latency with ratios. Absolute numbers depend on the machine; the ratios are the
+result. Usage: ``python benchmarks/gateway_overhead.py [--seconds 3] [--rounds 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.support.procs import free_port  # noqa: E402
+
+BODY = json.dumps({"model": "static", "messages": [
+    {"role": "system", "content": "You are a coding assistant."},
+    {"role": "user", "content": "Write a function that adds two numbers."}],
+    "temperature": 0, "max_tokens": 64}).encode()
+
+
+def wait_up(port: int, path: str = "/v1/models", timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", path)
+            c.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not come up")
+
+
+def load(port: int, concurrency: int, seconds: float) -> dict:
+    lat: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/v1/chat/completions", body=BODY,
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    errors[0] += 1
+            except (OSError, http.client.HTTPException):
+                errors[0] += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                continue
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            lat.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    lat.sort()
+    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+    return {"rps": len(lat) / elapsed, "p50": q(0.50), "p99": q(0.99), "errors": errors[0]}
+
+
+def gunicorn(app: str, port: int, env: dict, log) -> subprocess.Popen:
+    full = dict(os.environ, **env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "8",
+         "-b", f"127.0.0.1:{port}", app] if app != "wsgi:app" else
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app],
+        cwd=ROOT if app == "wsgi:app" else ROOT / "benchmarks", env=full, stdout=log, stderr=log)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    up_port, bare_port, gw_port = free_port(), free_port(), free_port()
+    logdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "benchmarks/static_upstream.py"),
+                               str(up_port)])]
+    upstream = f"http://127.0.0.1:{up_port}"
+    procs.append(gunicorn("bare_proxy:app", bare_port, {"UPSTREAM": upstream},
+                          open(logdir / "bare.log", "w")))
+    procs.append(gunicorn("wsgi:app", gw_port, {
+        "LM_STUDIO_BASE_URL": upstream, "HELIOS_PORT": str(gw_port), "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "8", "LOG_LEVEL": "info", "LOCAL_PRELOAD": "false"},
+        open(logdir / "gateway.log", "w")))
+    try:
+        for p in (up_port, gw_port):
+            wait_up(p)
+        wait_up(bare_port, "/")
+        targets = {"direct": up_port, "bare proxy": bare_port, "gateway": gw_port}
+        for port in targets.values():  # warm up connections and model caches
+            load(port, 4, 0.5)
+        for conc in (1, 16):
+            runs = {name: [] for name in targets}
+            for _ in range(args.rounds):
+                for name, port in targets.items():
+                    runs[name].append(load(port, conc, args.seconds))
+            med = {name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+                   | {"errors": sum(r["errors"] for r in rs)} for name, rs in runs.items()}
+            print(f"\nconcurrency {conc} (median of {args.rounds} rounds of {args.seconds:g}s)")
+            print(f"{'target':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+            for name, m in med.items():
+                print(f"{name:<12}{m['rps']:>10.0f}{m['p50']:>10.2f}{m['p99']:>10.2f}{m['errors']:>8}")
+            d, b, g = med["direct"], med["bare proxy"], med["gateway"]
+            print(f"added p50 latency: gateway {g['p50'] - d['p50']:.2f} ms, "
+                  f"bare proxy {b['p50'] - d['p50']:.2f} ms "
+                  f"(gateway/bare = {(g['p50'] - d['p50']) / max(b['p50'] - d['p50'], 1e-9):.2f}x)")
+            print(f"throughput: gateway/direct = {g['rps'] / d['rps']:.2f}, "
+                  f"gateway/bare proxy = {g['rps'] / b['rps']:.2f}")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
+
+
+if __name__ == "__main__":
+    main()
