@@ -128,7 +128,9 @@ def encode_message(m: Message) -> dict[str, Any]:
     return out
 
 
-_OPTIONAL = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user")
+# Copied when set. top_k is not OpenAI's, but llama-server, vLLM and LM Studio take it.
+_OPTIONAL = ("temperature", "top_p", "top_k", "seed", "presence_penalty", "frequency_penalty",
+             "user", "max_tokens", "tool_choice", "parallel_tool_calls", "response_format")
 
 
 def encode_request(r: GenerationRequest, stream: bool) -> dict[str, Any]:
@@ -152,22 +154,12 @@ def encode_request(r: GenerationRequest, stream: bool) -> dict[str, Any]:
             value = getattr(r, key)
             if value is not None:
                 body[key] = value
-        if r.max_tokens is not None:
-            body["max_tokens"] = r.max_tokens
-        if r.top_k is not None:
-            body["top_k"] = r.top_k  # llama-server, vLLM and LM Studio accept it
         if r.stop:
             body["stop"] = r.stop
         if r.n != 1:
             body["n"] = r.n
         if r.tools:
             body["tools"] = [{"type": "function", "function": _tool(t)} for t in r.tools]
-        if r.tool_choice is not None:
-            body["tool_choice"] = r.tool_choice
-        if r.parallel_tool_calls is not None:
-            body["parallel_tool_calls"] = r.parallel_tool_calls
-        if r.response_format is not None:
-            body["response_format"] = r.response_format
         body.update(r.extra)
     body["stream"] = stream
     if stream:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ import requests
 
 from service import create_app
 from tests.conftest import make_settings, serve
+from tests.support.procs import open_raw_stream
 
 MODEL = "smollm2-135m-instruct"
 
@@ -128,15 +128,9 @@ def test_bounded_wait_for_busy_model(small_queue_app):
 
 def test_disconnect_stops_local_generation(small_queue_app):
     url, local = small_queue_app
-    host, port = url.removeprefix("http://").split(":")
     body = json.dumps({"model": MODEL, "stream": True, "max_tokens": 1500, "temperature": 1.0,
                        "messages": [{"role": "user", "content": "Write a very long story."}]}).encode()
-    s = socket.create_connection((host, int(port)))
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-    got = b""
-    while got.count(b"data: ") < 4:
-        got += s.recv(4096)
+    s = open_raw_stream(url, "/v1/chat/completions", body, 4)
     assert local.gate._lock.locked()
     s.close()
     deadline = time.monotonic() + 3

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import openai
 import pytest
 import requests
+
+from tests.support.procs import open_raw_stream
 
 
 def client(url: str, **kw) -> openai.OpenAI:
@@ -162,15 +163,9 @@ def test_mid_stream_failures_end_with_error_event_and_done(upstream_gateway, mod
 
 def test_client_disconnect_stops_upstream_stream(upstream_gateway):
     url, up = upstream_gateway
-    host, port = url.removeprefix("http://").split(":")
     body = json.dumps({"model": "endless", "stream": True,
                        "messages": [{"role": "user", "content": "go"}]}).encode()
-    s = socket.create_connection((host, int(port)))
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-    got = b""
-    while got.count(b"data: ") < 3:
-        got += s.recv(4096)
+    s = open_raw_stream(url, "/v1/chat/completions", body, 3)
     s.close()
     closed_at = time.monotonic()
     deadline = closed_at + 5
