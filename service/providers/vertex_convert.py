@@ -126,6 +126,8 @@ def gemini_schema(schema: Any) -> Any:
             out[key] = value
     if "const" in schema and "enum" not in out:
         out["enum"] = [schema["const"]]
+        if isinstance(schema["const"], str):
+            out.setdefault("type", "STRING")
     if "enum" in out and not all(isinstance(v, str) for v in out["enum"]):
         del out["enum"]  # Gemini enums are strings only
     if out.get("type") == "OBJECT" or "properties" in out:
