@@ -26,10 +26,17 @@ import re
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 
 _PATH = re.compile(r"^(?P<prefix>.*)/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
                    r"/publishers/google/models/(?P<model>[^/:]+):(?P<method>\w+)$")
 SIGNATURE = "CiQBjz1rX+sig/with+base64=="
+
+
+class _Fail(NamedTuple):
+    code: int
+    status: str
+    message: str
 
 
 class State:
@@ -146,8 +153,8 @@ class Handler(BaseHTTPRequestHandler):
         if method not in ("generateContent", "streamGenerateContent"):
             return self._error(404, "NOT_FOUND", f"unknown method {method}")
         reply = self._reply(model, body)
-        if isinstance(reply, tuple):
-            return self._error(*reply)
+        if isinstance(reply, _Fail):
+            return self._error(reply.code, reply.status, reply.message)
         parts, finish = reply
         usage = _usage(7, 5)
         if not stream:
@@ -177,8 +184,8 @@ class Handler(BaseHTTPRequestHandler):
             calls = [p for c in contents if c.get("role") == "model" for p in c["parts"]
                      if "functionCall" in p]
             if not calls or calls[-1].get("thoughtSignature") != SIGNATURE:
-                return (400, "INVALID_ARGUMENT", "Function call is missing a thought_signature "
-                        "in functionCall parts.")
+                return _Fail(400, "INVALID_ARGUMENT", "Function call is missing a "
+                             "thought_signature in functionCall parts.")
             return [{"text": "The weather: " + json.dumps(responses[0]["response"])}], "STOP"
         if decls:
             return [{"functionCall": {"name": decls[0]["name"], "args": {"city": "Paris"}},
