@@ -129,6 +129,14 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {value}")
         return value
 
+    @field_validator("helix_refresh_margin")
+    @classmethod
+    def _margin(cls, value: float, info: ValidationInfo):
+        ttl = info.data.get("helix_token_ttl")
+        if ttl is not None and value >= ttl:
+            raise ValueError(f"must be less than HELIX_TOKEN_TTL ({ttl:g})")
+        return value
+
     @field_validator("helix_access_token_cmd")
     @classmethod
     def _command(cls, value: str):

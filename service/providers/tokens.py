@@ -167,7 +167,9 @@ class HelixTokenSource(TokenSource):
             detail = _excerpt(out.stderr) or f"exit status {out.returncode}"
             raise TokenUnavailable(f"could not obtain an access token: {detail}")
         lines = [ln.strip() for ln in out.stdout.splitlines() if ln.strip()]
-        if not lines or any(c.isspace() for c in lines[-1]):
+        if lines:
+            lines[-1] = lines[-1].removeprefix("Bearer ").strip()
+        if not lines or not lines[-1] or any(c.isspace() for c in lines[-1]):
             raise TokenUnavailable(
                 f"could not obtain an access token: {self.argv[0]} printed no token"
                 + (f" ({_excerpt(out.stderr)})" if out.stderr.strip() else ""))
@@ -190,6 +192,7 @@ class AdcTokenSource(TokenSource):
         super().__init__(clock)
         self._default = default
         self._credentials = None
+        self._request = None  # google-auth's transport, built once (it holds a Session)
 
     def _fetch(self) -> tuple[str, float, float]:
         import google.auth
@@ -201,7 +204,9 @@ class AdcTokenSource(TokenSource):
             if self._credentials is None:
                 default = self._default or google.auth.default
                 self._credentials, _ = default(scopes=[CLOUD_PLATFORM_SCOPE])
-            self._credentials.refresh(google.auth.transport.requests.Request())
+            if self._request is None:
+                self._request = google.auth.transport.requests.Request()
+            self._credentials.refresh(self._request)
         except (google.auth.exceptions.GoogleAuthError, ValueError, OSError) as exc:
             raise TokenUnavailable(
                 f"could not obtain an access token: {_excerpt(str(exc))}") from None

@@ -61,6 +61,7 @@ def test_missing_ca_bundle_is_an_error_only_for_vertex(tmp_path, monkeypatch, no
 @pytest.mark.parametrize("env,name", [
     ({"HELIX_ACCESS_TOKEN_CMD": "helix 'unterminated"}, "HELIX_ACCESS_TOKEN_CMD"),
     ({"HELIX_TOKEN_TTL": "0"}, "HELIX_TOKEN_TTL"),
+    ({"HELIX_TOKEN_TTL": "60", "HELIX_REFRESH_MARGIN": "60"}, "HELIX_REFRESH_MARGIN"),
     ({"VERTEX_AUTH": "apikey"}, "VERTEX_AUTH"),
     ({"VERTEX_BASE_URL": "url.net/vertex"}, "VERTEX_BASE_URL"),
     ({"VERTEX_LOCATION": "us central"}, "VERTEX_LOCATION"),

@@ -173,3 +173,16 @@ def test_mid_stream_error_event_then_done(vertex):
     err = json.loads(events[-2][6:])["error"]
     assert "Internal error encountered." in err["message"] and err["type"] == "upstream_error"
     assert events[-1] == b"data: [DONE]"
+
+
+def test_streamed_completion_with_suffix(vertex):
+    url, standin, _, _ = vertex
+    chunks = list(client(url).completions.create(
+        model="code-bison", prompt="def add(a, b):\n", suffix="\n", max_tokens=20, stream=True))
+    assert all(ch.object == "text_completion" for ch in chunks)
+    text = "".join(ch.choices[0].text for ch in chunks if ch.choices)
+    assert text == "echo: <prefix>def add(a, b):\n</prefix><suffix>\n</suffix>"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    sent = standin.state.requests[0]
+    assert sent["path"].endswith("/gemini-2.5-flash:streamGenerateContent")
+    assert "fill a gap" in sent["body"]["systemInstruction"]["parts"][0]["text"]
