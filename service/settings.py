@@ -129,6 +129,13 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {value}")
         return value
 
+    @field_validator("custom_user_id")
+    @classmethod
+    def _header_value(cls, value: Optional[str], info: ValidationInfo):
+        if value and info.data.get("vertex_project") and not all(" " <= c <= "~" for c in value):
+            raise ValueError("must be printable ASCII (it is sent as an HTTP header)")
+        return value
+
     @field_validator("helix_refresh_margin")
     @classmethod
     def _margin(cls, value: float, info: ValidationInfo):

@@ -66,7 +66,7 @@ class VertexProvider(Provider):
                  tokens: Optional[TokenSource] = None):
         self.http = http
         self.base = models_url(settings)
-        self.model = settings.vertex_model
+        self.model = _bare(settings.vertex_model)
         if vc.is_palm(self.model):
             log.warning("VERTEX_MODEL=%s is a retired PaLM model; using %s instead",
                         self.model, DEFAULT_GEMINI_MODEL)

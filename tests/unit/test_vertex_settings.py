@@ -66,6 +66,7 @@ def test_missing_ca_bundle_is_an_error_only_for_vertex(tmp_path, monkeypatch, no
     ({"VERTEX_BASE_URL": "url.net/vertex"}, "VERTEX_BASE_URL"),
     ({"VERTEX_LOCATION": "us central"}, "VERTEX_LOCATION"),
     ({"CUSTOM_HEADER_NAME": "bad header"}, "CUSTOM_HEADER_NAME"),
+    ({"CUSTOM_USER_ID": "jos\u00e9\r\nX-Evil: 1"}, "CUSTOM_USER_ID"),
 ])
 def test_bad_values_name_the_variable(monkeypatch, no_helix, env, name):
     monkeypatch.setenv("VERTEX_PROJECT", "proj")
