@@ -9,14 +9,19 @@ master (``gunicorn.conf.py``) and ``create_app`` stop with a readable line.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 from pathlib import Path
 from typing import Literal, Optional
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+#: The seed's CA bundle, used for Vertex calls when present in the working directory.
+DEFAULT_CA_BUNDLE = "CAChain_PROD.pem"
 
 
 class ConfigError(SystemExit):
@@ -79,6 +84,28 @@ class Settings(BaseSettings):
         None, description="Load the model at start; default: when local is the default provider.")
 
     # --- Vertex AI Gemini (issue 3) ----------------------------------------------
+    vertex_project: Optional[str] = Field(
+        None, description="GCP project id; setting it enables the Vertex provider.")
+    vertex_location: str = Field("us-central1", pattern=r"^[a-z0-9-]+$",
+                                 description="Region, or 'global' for the global endpoint.")
+    vertex_model: str = Field("gemini-2.5-flash", min_length=1,
+                              description="Default Gemini model (retired PaLM names are mapped).")
+    vertex_embedding_model: str = Field("text-embedding-005", min_length=1)
+    vertex_base_url: Optional[str] = Field(
+        None, description="Replaces scheme+host of the Vertex URL (a path prefix is kept).")
+    vertex_thinking_budget: Optional[int] = Field(
+        None, ge=-1, description="thinkingConfig.thinkingBudget sent with every request.")
+    helix_access_token_cmd: str = Field("helix auth access-token print -a", min_length=1)
+    helix_profile: Optional[str] = None
+    helix_token_ttl: float = Field(600, gt=0, le=86400)
+    helix_refresh_margin: float = Field(60, ge=0)
+    helix_command_timeout: float = Field(30, gt=0, le=600)
+    # Resolved at start-up: "helix" when the command is on PATH, else "adc".
+    vertex_auth: Optional[Literal["helix", "adc"]] = None
+    ssl_cert_file: Optional[Path] = Field(
+        None, description=f"TLS bundle for Vertex calls; default {DEFAULT_CA_BUNDLE} if present.")
+    custom_header_name: str = Field("x-custom-userid", pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    custom_user_id: Optional[str] = Field(default_factory=lambda: os.environ.get("USER") or None)
 
     # --- Helios code completion (issue 4) -------------------------------------------
 
@@ -90,7 +117,7 @@ class Settings(BaseSettings):
 
     # --- local model features: tools, JSON, FIM, embeddings (issue 8) -----------------
 
-    @field_validator("lm_studio_base_url", "internal_completions_url")
+    @field_validator("lm_studio_base_url", "internal_completions_url", "vertex_base_url")
     @classmethod
     def _urls(cls, value, info):
         return _http_url(info.field_name, value)
@@ -101,6 +128,67 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"no such file: {value}")
         return value
+
+    @field_validator("custom_user_id")
+    @classmethod
+    def _header_value(cls, value: Optional[str], info: ValidationInfo):
+        if value and info.data.get("vertex_project") and not all(" " <= c <= "~" for c in value):
+            raise ValueError("must be printable ASCII (it is sent as an HTTP header)")
+        return value
+
+    @field_validator("helix_refresh_margin")
+    @classmethod
+    def _margin(cls, value: float, info: ValidationInfo):
+        ttl = info.data.get("helix_token_ttl")
+        if ttl is not None and value >= ttl:
+            raise ValueError(f"must be less than HELIX_TOKEN_TTL ({ttl:g})")
+        return value
+
+    @field_validator("helix_access_token_cmd")
+    @classmethod
+    def _command(cls, value: str):
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot parse the command: {exc}") from None
+        if not argv:
+            raise ValueError("the command is empty")
+        return value
+
+    @field_validator("vertex_auth", "ssl_cert_file", "vertex_project", "helix_profile",
+                     mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("vertex_auth", mode="before")
+    @classmethod
+    def _lower_auth(cls, value):
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("vertex_auth")
+    @classmethod
+    def _auth(cls, value: Optional[str], info: ValidationInfo):
+        if not info.data.get("vertex_project") or "helix_access_token_cmd" not in info.data:
+            return value
+        found = shutil.which(shlex.split(info.data["helix_access_token_cmd"])[0]) is not None
+        if value is None:
+            return "helix" if found else "adc"
+        if value == "helix" and not found:
+            raise ValueError("the Helix command (HELIX_ACCESS_TOKEN_CMD) is not on PATH")
+        return value
+
+    @field_validator("ssl_cert_file")
+    @classmethod
+    def _ca_bundle(cls, value: Optional[Path], info: ValidationInfo):
+        if value is None:
+            default = Path(DEFAULT_CA_BUNDLE)
+            return default.resolve() if default.is_file() else None
+        if not value.is_file():
+            if info.data.get("vertex_project"):  # only an error when Vertex would use it
+                raise ValueError(f"no such file: {value}")
+            return None
+        return value.resolve()
 
     @field_validator("log_level", mode="before")
     @classmethod

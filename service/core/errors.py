@@ -31,6 +31,8 @@ class GatewayError(Exception):
     status = 500
     type = "server_error"
     code: Optional[str] = None
+    #: The upstream's HTTP status when this error translates one (e.g. 401 -> refresh a token).
+    upstream_status: Optional[int] = None
 
     def __init__(self, message: str, *, param: Optional[str] = None,
                  code: Optional[str] = None, status: Optional[int] = None,

@@ -10,7 +10,7 @@ __all__ = ["Provider", "HttpClient", "build_providers"]
 
 
 def build_providers(settings: Settings, http: HttpClient) -> list[Provider]:
-    """internal > OpenAI-compatible upstream > local, each only when configured."""
+    """internal > OpenAI-compatible upstream > Vertex > local, each only when configured."""
     from .local import LocalProvider
 
     providers: list[Provider] = []
@@ -24,6 +24,10 @@ def build_providers(settings: Settings, http: HttpClient) -> list[Provider]:
 
         providers.append(OpenAICompatProvider(settings, http, settings.lm_studio_base_url,
                                               settings.upstream_api_key, label="upstream"))
+    if settings.vertex_project:
+        from .vertex import VertexProvider
+
+        providers.append(VertexProvider(settings, http))
     local_is_default = not any(p.supports_chat for p in providers)
     preload = settings.local_preload if settings.local_preload is not None else local_is_default
     providers.append(LocalProvider(settings, preload=preload))

@@ -115,6 +115,9 @@ class HttpClient:
         if resp.status_code >= 400:
             try:
                 raise_for_upstream_status(resp, upstream)
+            except errors.GatewayError as exc:
+                exc.upstream_status = resp.status_code
+                raise
             finally:
                 result.close()
         return result
