@@ -177,6 +177,9 @@ class LocalProvider(Provider):
             self._info = self._describe()
         return [self._info]
 
+    def loaded_models(self) -> list[ModelInfo]:
+        return self.list_models() if self.loaded else []
+
     def _describe(self) -> ModelInfo:
         st = self.path.stat()
         meta = dict(self._llama.metadata) if self._llama is not None else {}
