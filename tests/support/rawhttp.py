@@ -13,7 +13,8 @@ def open_post(url: str, path: str, body: dict) -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
     data = json.dumps(body).encode()
     s = socket.create_connection((host, int(port)), timeout=60)
-    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
               % (path.encode(), len(data), data))
     return s
 
@@ -33,7 +34,8 @@ def _dechunk(raw: bytes) -> tuple[bytes, bytes, bool]:
     return out, raw, False
 
 
-def read_lines(s: socket.socket, limit: Optional[int] = None) -> tuple[bytes, list[tuple[float, dict]]]:
+def read_lines(s: socket.socket,
+               limit: Optional[int] = None) -> tuple[bytes, list[tuple[float, dict]]]:
     """The response head and ``(arrival time, parsed line)`` pairs, up to ``limit`` lines.
 
     Every line must be one complete JSON object (``json.loads`` raises otherwise)

@@ -1,4 +1,4 @@
-"""The Ollama API in front of an OpenAI-compatible upstream, driven by the official ollama client."""
+"""The Ollama API in front of an OpenAI-compatible upstream, driven by the ollama client."""
 
 from __future__ import annotations
 
