@@ -18,7 +18,7 @@ def test_unknown_fields_get_the_documented_placeholders():
     assert tag["modified_at"] == "1970-01-01T00:00:00.000000Z"
     assert len(tag["digest"]) == 64 and tag["digest"] == models.tag(m, 5.0)["digest"]
     assert tag["details"] == {"parent_model": "", "format": "unknown", "family": "unknown",
-                              "families": None, "parameter_size": "unknown",
+                              "families": [], "parameter_size": "unknown",
                               "quantization_level": "unknown"}
     shown = models.show(m, 0.0)
     assert shown["capabilities"] == ["completion", "tools"]

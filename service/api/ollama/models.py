@@ -32,7 +32,7 @@ def canonical_name(router: Router, name: str) -> str:
 
 def details(m: ModelInfo) -> dict:
     return {"parent_model": "", "format": m.format or UNKNOWN, "family": m.family or UNKNOWN,
-            "families": [m.family] if m.family else None,
+            "families": [m.family] if m.family else [],
             "parameter_size": m.parameter_size or UNKNOWN,
             "quantization_level": m.quantization or UNKNOWN}
 

@@ -9,6 +9,8 @@ import ollama
 import pytest
 import requests
 
+from service import create_app
+from tests.conftest import make_settings, serve
 from tests.support.rawhttp import open_post, read_lines
 
 MODEL = "smollm2-135m-instruct"
@@ -37,6 +39,20 @@ def test_tags_show_ps_describe_the_gguf(local_url):
     assert [m.model for m in running] == [MODEL]
     assert running[0].size == entry.size and running[0].expires_at.year == 9999
     assert running[0].context_length == shown.modelinfo["llama.context_length"]
+
+
+def test_a_model_loaded_on_first_use_is_described_once_loaded():
+    app = create_app(make_settings(local_preload=False))
+    try:
+        with serve(app) as url:
+            c = client(url)
+            assert c.ps().models == [] and c.show(MODEL).details.family == "unknown"
+            c.generate(model=MODEL, prompt="Hi", options={"num_predict": 1})
+            assert [m.model for m in c.ps().models] == [MODEL]
+            shown = c.show(MODEL)
+            assert shown.details.family == "llama" and "llama.context_length" in shown.modelinfo
+    finally:
+        app.extensions["gateway"].close()
 
 
 def test_chat_plain_and_streamed_agree(local_url):
