@@ -41,6 +41,10 @@ def test_num_predict_without_limit(n):
     assert chat(options={"num_predict": n}).max_tokens is None
 
 
+def test_streaming_is_the_default_even_when_null():
+    assert chat().stream and chat(stream=None).stream and not chat(stream=False).stream
+
+
 def test_stop_as_single_string():
     assert chat(options={"stop": "###"}).stop == ["###"]
 

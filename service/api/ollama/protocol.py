@@ -83,7 +83,7 @@ class _GenerateFields(_Wire):
     model: str = Field(min_length=1)
     format: Format = None
     options: Optional[Options] = None
-    stream: bool = True
+    stream: Optional[bool] = None  # absent or null: stream (Ollama's default)
     keep_alive: Union[float, str, None] = None
     think: Union[bool, str, None] = None
 

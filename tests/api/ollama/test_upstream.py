@@ -102,6 +102,8 @@ def test_generate_templated_and_raw(upstream_gateway):
     parts = list(c.generate(model="echo-1", prompt="def f(", raw=True, stream=True))
     assert "".join(p.response for p in parts) == "echo: def f(" and parts[-1].done
     assert up.state.bodies[-1]["prompt"] == "def f("
+    fim = c.generate(model="echo-1", prompt="def f(", suffix="    return x", stream=False)
+    assert fim.response == "echo: def f(" and up.state.bodies[-1]["suffix"] == "    return x"
 
 
 def test_format_and_images_reach_the_upstream(upstream_gateway):
