@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # --- Helios code completion (issue 4) -------------------------------------------
 
     # --- Ollama API (issue 5) ---------------------------------------------------------
+    ollama_api_version: str = Field(
+        "0.9.0", pattern=r"^\d+\.\d+\.\d+([-+.][0-9A-Za-z.-]+)?$",
+        description="Version /api/version reports; some Ollama clients gate features on it.")
 
     # --- API keys, usage, rate limits (issue 6) ---------------------------------------
 

@@ -7,7 +7,9 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     from . import health
+    from .ollama.routes import bp as ollama_bp
     from .openai.routes import bp as openai_bp
 
     app.register_blueprint(health.bp)
     app.register_blueprint(openai_bp)
+    app.register_blueprint(ollama_bp)

@@ -44,6 +44,10 @@ class Provider(ABC):
                 return m
         return None
 
+    def loaded_models(self) -> list[ModelInfo]:
+        """Models whose weights this process holds in memory now (Ollama's ``/api/ps``)."""
+        return []
+
     @abstractmethod
     def generate(self, request: GenerationRequest,
                  disconnected: Optional[DisconnectCheck] = None) -> Generation:

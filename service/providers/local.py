@@ -173,9 +173,13 @@ class LocalProvider(Provider):
 
     # ---- models -------------------------------------------------------------
     def list_models(self) -> list[ModelInfo]:
-        if self._info is None:
+        # Described again once loaded: the GGUF's metadata is known only then.
+        if self._info is None or (self._llama is not None and not self._info.metadata):
             self._info = self._describe()
         return [self._info]
+
+    def loaded_models(self) -> list[ModelInfo]:
+        return self.list_models() if self.loaded else []
 
     def _describe(self) -> ModelInfo:
         st = self.path.stat()

@@ -1,0 +1,1 @@
+"""The Ollama API (``/api/...`` and ``/``): wire models, conversion, routes."""

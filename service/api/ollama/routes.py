@@ -1,0 +1,162 @@
+"""Ollama-compatible routes (no ``/v1`` prefix): thin views over convert + router + provider."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterator
+
+import orjson
+from flask import Blueprint, Response
+
+from ...core import errors
+from ...core.types import ChunkStream, EmbeddingRequest, GenerationRequest, Usage
+from ...gateway import get_gateway
+from ..context import RequestRecord, current_record, disconnect_check, read_json
+from ..errors import register_renderer, to_gateway_error
+from ..streaming import ndjson_line, ndjson_response
+from . import convert, models
+from .protocol import (
+    ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest, ShowRequest, parse,
+)
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ollama", __name__)
+register_renderer("ollama", convert.error_body)
+
+
+def _json(obj, status: int = 200) -> Response:
+    return Response(orjson.dumps(obj), status=status, mimetype="application/json")
+
+
+def _account(record: RequestRecord, usage) -> None:
+    if usage is not None:
+        record.prompt_tokens = (record.prompt_tokens or 0) + usage.prompt_tokens
+        record.completion_tokens = (record.completion_tokens or 0) + usage.completion_tokens
+
+
+def _elapsed_ns(record: RequestRecord) -> int:
+    return time.perf_counter_ns() - int(record.start * 1e9)
+
+
+# ---- probes and models --------------------------------------------------------------
+@bp.get("/")
+def root():
+    return Response("Ollama is running", mimetype="text/plain")
+
+
+@bp.get("/api/version")
+def version():
+    return _json({"version": get_gateway().settings.ollama_api_version})
+
+
+@bp.get("/api/tags")
+def tags():
+    gw = get_gateway()
+    return _json({"models": [models.tag(m, gw.started) for m in gw.router.list_models()]})
+
+
+@bp.post("/api/show")
+def show():
+    w = parse(ShowRequest, read_json())
+    name = w.model_name()
+    if not name:
+        raise errors.InvalidRequest("'model' is required", param="model")
+    gw = get_gateway()
+    info = models.find(gw.router, name)
+    if info is None:
+        raise errors.ModelNotFound(f"model '{name}' not found", param="model")
+    return _json(models.show(info, gw.started))
+
+
+@bp.get("/api/ps")
+def ps():
+    loaded = [m for p in get_gateway().router.providers for m in p.loaded_models()]
+    return _json({"models": [models.running(m) for m in loaded]})
+
+
+# ---- generation ---------------------------------------------------------------------
+@bp.post("/api/chat")
+def chat():
+    body = read_json()
+    w = parse(ChatRequest, body)
+    return _generate("chat", w, convert.chat_request(w, body))
+
+
+@bp.post("/api/generate")
+def generate():
+    body = read_json()
+    w = parse(GenerateRequest, body)
+    return _generate("generate", w, convert.generate_request(w, body))
+
+
+def _generate(endpoint: convert.Endpoint, w, req: GenerationRequest) -> Response:
+    router = get_gateway().router
+    record = current_record()
+    req.model = models.canonical_name(router, req.model)
+    provider = router.resolve(req)
+    record.model, record.provider, record.stream = req.model, provider.name, req.stream
+    if convert.is_load_only(endpoint, w):
+        return _json(convert.load_response(endpoint, w.model))
+    if req.stream:
+        enc = convert.StreamEncoder(endpoint, w.model, start_ns=int(record.start * 1e9))
+        return ndjson_response(_ndjson(provider.stream(req), enc, record))
+    gen = provider.generate(req, disconnect_check())
+    _account(record, gen.usage)
+    return _json(convert.response(endpoint, w.model, gen, _elapsed_ns(record)))
+
+
+def _ndjson(stream: ChunkStream, enc: convert.StreamEncoder,
+            record: RequestRecord) -> Iterator[bytes]:
+    """Chunks -> NDJSON; a failure after the first byte is one final ``{"error"}`` line."""
+    try:
+        try:
+            for chunk in stream:
+                for obj in enc.encode(chunk):
+                    record.first_token()
+                    yield ndjson_line(obj)
+            for obj in enc.closing():
+                yield ndjson_line(obj)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a line
+            err = to_gateway_error(exc, record.request_id)
+            record.error_code = err.code or err.type
+            log.warning("stream failed: %s", err.message, extra={"request_id": record.request_id})
+            yield ndjson_line(convert.error_body(err))
+    finally:
+        stream.close()
+        _account(record, enc.usage)
+
+
+# ---- embeddings ---------------------------------------------------------------------
+def _embed(model: str, inputs: list[str], body: dict, dimensions=None):
+    """Route and run one embedding request; ``None`` vectors for an empty input."""
+    router = get_gateway().router
+    record = current_record()
+    req = EmbeddingRequest(model=models.canonical_name(router, model), inputs=inputs,
+                           dimensions=dimensions, raw=body, raw_family="ollama")
+    provider = router.resolve(req)
+    record.model, record.provider = req.model, provider.name
+    if not inputs:  # Ollama loads the model and answers with no vectors
+        return None
+    result = provider.embed(req)
+    _account(record, Usage(prompt_tokens=result.prompt_tokens))
+    return result
+
+
+@bp.post("/api/embed")
+def embed():
+    body = read_json()
+    w = parse(EmbedRequest, body)
+    result = _embed(w.model, w.inputs(), body, w.dimensions)
+    out = {"model": w.model, "embeddings": result.vectors if result else []}
+    out.update(total_duration=_elapsed_ns(current_record()), load_duration=0,
+               prompt_eval_count=result.prompt_tokens if result else 0)
+    return _json(out)
+
+
+@bp.post("/api/embeddings")
+def embeddings():
+    body = read_json()
+    w = parse(EmbeddingsRequest, body)
+    result = _embed(w.model, [w.prompt] if w.prompt else [], body)
+    return _json({"embedding": result.vectors[0] if result else []})
