@@ -1,19 +1,38 @@
 """gunicorn settings: gthread workers, bind from HELIOS_HOST/HELIOS_PORT.
 
-Settings are validated here, in the master, so a bad variable stops start-up
-with one readable line before any worker forks.
+Settings (and the custom endpoints file) are validated here, in the master, so
+a bad variable stops start-up with one readable line before any worker forks.
 
 Environment: GUNICORN_WORKERS (default: CPU count, at most 4), GUNICORN_THREADS
 (8), GUNICORN_TIMEOUT (120 s; gthread workers heartbeat from their main loop,
-so a long stream is not killed by it), GUNICORN_GRACEFUL_TIMEOUT (60 s, time
-for streams to finish on shutdown), GUNICORN_KEEPALIVE (5 s).
+so a long stream is not killed by it), GUNICORN_GRACEFUL_TIMEOUT (120 s, time
+for streams to finish on shutdown or worker recycling), GUNICORN_KEEPALIVE (5 s),
+GUNICORN_MAX_REQUESTS (2000, 0 = never recycle) and GUNICORN_MAX_REQUESTS_JITTER
+(10 % of it) so workers are recycled one at a time, not all at once.
+
+Metrics: prometheus-client's multiprocess mode. ``PROMETHEUS_MULTIPROC_DIR`` is
+set here (a fresh temporary directory unless given) before any worker imports
+the app; it is emptied at start, each dead worker is marked dead, and a
+directory created here is removed at exit.
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-from service.settings import load_settings
+# Must be in the environment before a worker imports prometheus_client.
+_made_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _made_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+_metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+from service import custom_endpoints  # noqa: E402
+from service.settings import load_settings  # noqa: E402
 
 _settings = load_settings()
+if _settings.custom_endpoints_file is not None:
+    custom_endpoints.load(_settings.custom_endpoints_file)  # clashes are checked by the app
 
 
 def _int(name: str, default: int) -> int:
@@ -34,8 +53,28 @@ worker_class = "gthread"
 workers = _int("GUNICORN_WORKERS", min(4, os.cpu_count() or 1))
 threads = _int("GUNICORN_THREADS", 8)
 timeout = _int("GUNICORN_TIMEOUT", 120)
-graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 60)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 120)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
+max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 10)
 accesslog = None  # the app writes one JSON line per request
 errorlog = "-"
 loglevel = _settings.log_level
+
+
+def on_starting(server):
+    """Start from empty metrics: files left by an earlier run would be summed in."""
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
+    for f in _metrics_dir.glob("*.db"):
+        f.unlink()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _made_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
