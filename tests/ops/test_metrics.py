@@ -80,14 +80,15 @@ def test_counters_match_the_requests_made(gateway):
 
 def test_in_flight_covers_a_stream_until_its_last_byte(gateway):
     url, upstream = gateway
-    assert value(scrape(url), "gateway_requests_in_flight") == 0
+    # relative: werkzeug's test server can skip close() of earlier streams (see above)
+    base = value(scrape(url), "gateway_requests_in_flight")
     with requests.post(url + CHAT, json={"model": "endless", "stream": True,
                                          "messages": [{"role": "user", "content": "go"}]},
                        stream=True, timeout=10) as resp:
         lines = resp.iter_lines()
         assert next(l for l in lines if l.startswith(b"data:"))
-        assert value(scrape(url), "gateway_requests_in_flight") == 1
-    _eventually(lambda: value(scrape(url), "gateway_requests_in_flight") == 0)
+        assert value(scrape(url), "gateway_requests_in_flight") == base + 1
+    _eventually(lambda: value(scrape(url), "gateway_requests_in_flight") == base)
     _eventually(lambda: upstream.state.disconnects)  # and the upstream was let go
 
 
