@@ -59,6 +59,9 @@ max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 10)
 accesslog = None  # the app writes one JSON line per request
 errorlog = "-"
+# gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl):
+# several instances on a host would take it from each other, and nothing here uses it.
+control_socket_disable = True
 loglevel = _settings.log_level
 
 

@@ -124,3 +124,16 @@ def test_gunicorn_refuses_to_start_with_a_bad_file(tmp_path):
     assert proc.returncode != 0
     assert "configuration error: CUSTOM_ENDPOINTS_FILE:" in proc.stderr
     assert "unknown method 'FETCH'" in proc.stderr
+
+
+def test_gunicorn_stops_when_the_app_refuses_its_endpoints(tmp_path):
+    # a clash is only known once the routes exist, i.e. in the worker: the master must
+    # stop (exit 4, "App failed to load") rather than respawn workers forever
+    path = _write(tmp_path, '[[endpoints]]\nmethod = "GET"\npath = "/readyz"\nresponse = 1\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "CUSTOM_ENDPOINTS_FILE": str(path), "LOCAL_PRELOAD": "false",
+             "GUNICORN_WORKERS": "1", "HELIOS_PORT": str(free_port())},
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert "endpoint #1 (GET /readyz): the path belongs to a built-in route" in proc.stderr
