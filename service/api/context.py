@@ -118,9 +118,6 @@ def on_request_done(app: Flask, hook: RequestHook) -> None:
 
 def init_app(app: Flask) -> None:
     hooks: list[RequestHook] = app.extensions.setdefault("request_done_hooks", [])
-    gateway = app.extensions.get("gateway")
-    if gateway is not None:
-        gateway.http.observers.append(_note_upstream)
 
     @app.before_request
     def _start():
@@ -143,8 +140,9 @@ def init_app(app: Flask) -> None:
         return response
 
 
-def _note_upstream(call) -> None:
-    """HttpClient observer: add an upstream call's timing and retries to the record."""
+def note_upstream(call) -> None:
+    """HttpClient observer (wired by ``api.ops``): add an upstream call's timing and
+    retries to the current request's record."""
     if call.phase != "headers" or not has_request_context():
         return
     record: Optional[RequestRecord] = g.get("record")

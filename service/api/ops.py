@@ -1,8 +1,9 @@
 """Operations endpoints: ``GET /metrics`` (Prometheus) and ``GET /readyz``.
 
-``init_app`` feeds the metrics: in-flight requests from a before/close pair,
-everything else from the access record when a response closes
-(``on_request_done``), upstream calls from the shared HTTP client's observers.
+``init_app`` (called once the gateway exists) feeds the metrics: in-flight
+requests from a before/close pair, everything else from the access record when
+a response closes (``on_request_done``), upstream calls from the shared HTTP
+client's observers (which also put upstream timing on the access record).
 Scrapes of ``/metrics`` are not counted as requests.
 """
 
@@ -18,7 +19,7 @@ from .. import metrics
 from ..core import errors
 from ..readiness import Readiness, provider_checks
 from ..settings import Settings
-from .context import on_request_done
+from .context import note_upstream, on_request_done
 
 bp = Blueprint("ops", __name__)
 METRICS_PATH = "/metrics"
@@ -58,6 +59,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     gateway = app.extensions["gateway"]
     provider_checks(readiness, gateway.providers, settings.readiness_cache_seconds,
                     settings.readiness_probe_timeout_seconds)
+    gateway.http.observers.append(note_upstream)  # upstream_ms / upstream_retries in the log
     gateway.http.observers.append(metrics.observe_upstream)
 
     @app.before_request
