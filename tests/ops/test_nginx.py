@@ -69,7 +69,11 @@ def _eventually(check, timeout=10.0):
 
 
 def test_streams_pass_through_unbuffered_and_stop_with_the_client(stack):
-    proxy, _, up = stack
+    proxy, instances, up = stack
+
+    def in_flight():  # summed over both instances' workers (multiprocess "livesum")
+        return sum(value(scrape(url), "gateway_requests_in_flight") for url, _, _ in instances)
+
     start = time.monotonic()
     arrivals = []
     with requests.post(proxy + CHAT, json={"model": "endless", "stream": True, "messages": [
@@ -81,12 +85,14 @@ def test_streams_pass_through_unbuffered_and_stop_with_the_client(stack):
                 arrivals.append(time.monotonic() - start)
                 if len(arrivals) == 20:
                     break
+        assert in_flight() == 1
     # the stand-in emits one event every 50 ms: unbuffered, they arrive spread out
     # (a buffering proxy would hand these ~3 KB over in one piece, or at the end)
     assert arrivals[-1] - arrivals[0] >= 0.6, arrivals
     assert arrivals[0] < arrivals[-1] / 2, arrivals
     # closing the client connection reaches the upstream through nginx and the gateway
     _eventually(lambda: up.state.disconnects)
+    _eventually(lambda: in_flight() == 0)
 
 
 def test_request_id_round_trips(stack):
@@ -138,11 +144,13 @@ def test_killing_an_instance_loses_no_non_streaming_request(stack):
     results: list[int] = []
     errors: list[str] = []
     killed = threading.Event()
-    after_kill = threading.Semaphore(0)
+    after_kill = []
+    wanted_after_kill = 60
 
     def client():
         s = requests.Session()
-        while True:
+        while len(after_kill) < wanted_after_kill:
+            was_killed = killed.is_set()
             try:
                 r = s.post(proxy + CHAT, timeout=20, json={
                     "model": "echo-failover", "messages": [{"role": "user", "content": "x"}]})
@@ -151,23 +159,21 @@ def test_killing_an_instance_loses_no_non_streaming_request(stack):
                     errors.append(r.text[:200])
             except requests.RequestException as exc:
                 errors.append(repr(exc))
-            if killed.is_set():
-                after_kill.release()
-                if len(results) > 200:
-                    return
+            if was_killed:
+                after_kill.append(1)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(3)]
     for t in threads:
         t.start()
+    # traffic is flowing and instance B has served part of it
     _eventually(lambda: len(results) >= 30 and any(
         r.get("model") == "echo-failover" for r in _access_lines(log_b)))
     os.killpg(proc_b.pid, signal.SIGKILL)  # master and workers, mid-traffic
     proc_b.wait(10)
     killed.set()
-    for _ in range(60):  # traffic continues on the survivor
-        assert after_kill.acquire(timeout=20)
     for t in threads:
-        t.join(30)
+        t.join(60)
+    assert len(after_kill) >= wanted_after_kill  # the survivor kept serving
     assert proc_a.poll() is None
     assert not errors, errors[:5]
-    assert set(results) == {200} and len(results) > 200
+    assert set(results) == {200}
