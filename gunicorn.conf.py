@@ -10,10 +10,11 @@ for streams to finish on shutdown or worker recycling), GUNICORN_KEEPALIVE (5 s)
 GUNICORN_MAX_REQUESTS (2000, 0 = never recycle) and GUNICORN_MAX_REQUESTS_JITTER
 (10 % of it) so workers are recycled one at a time, not all at once.
 
-Metrics: prometheus-client's multiprocess mode. ``PROMETHEUS_MULTIPROC_DIR`` is
-set here (a fresh temporary directory unless given) before any worker imports
-the app; it is emptied at start, each dead worker is marked dead, and a
-directory created here is removed at exit.
+Metrics: prometheus-client's multiprocess mode. ``on_starting`` (master, before
+any worker forks) sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh temporary
+directory unless it is given, in which case it is emptied; each exited worker is
+marked dead; a directory created here is removed at exit. Give each instance on
+a host its own directory.
 """
 
 import os
@@ -21,14 +22,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-# Must be in the environment before a worker imports prometheus_client.
-_made_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _made_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
-_metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-
-from service import custom_endpoints  # noqa: E402
-from service.settings import load_settings  # noqa: E402
+from service import custom_endpoints
+from service.settings import load_settings
 
 _settings = load_settings()
 if _settings.custom_endpoints_file is not None:
@@ -65,11 +60,25 @@ control_socket_disable = True
 loglevel = _settings.log_level
 
 
+_made_metrics_dir = None
+
+
 def on_starting(server):
-    """Start from empty metrics: files left by an earlier run would be summed in."""
-    _metrics_dir.mkdir(parents=True, exist_ok=True)
-    for f in _metrics_dir.glob("*.db"):
-        f.unlink()
+    """Give workers a metrics directory, empty: files of an earlier run would be summed in.
+
+    Runs in the master before any worker forks, so workers inherit the variable
+    before they import prometheus_client.
+    """
+    global _made_metrics_dir
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for f in path.glob("*.db"):
+            f.unlink()
+    else:
+        _made_metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
 
 
 def child_exit(server, worker):
@@ -80,4 +89,4 @@ def child_exit(server, worker):
 
 def on_exit(server):
     if _made_metrics_dir:
-        shutil.rmtree(_metrics_dir, ignore_errors=True)
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)

@@ -87,12 +87,12 @@ def test_nginx_body_limit_matches_the_gateway():
 
 
 @pytest.fixture
-def gunicorn_conf(monkeypatch, tmp_path):
+def gunicorn_conf(monkeypatch):
     def load(**env):
         for k in ("GUNICORN_WORKERS", "GUNICORN_MAX_REQUESTS", "GUNICORN_MAX_REQUESTS_JITTER",
-                  "GUNICORN_GRACEFUL_TIMEOUT"):
-            monkeypatch.delenv(k, raising=False)
-        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+                  "GUNICORN_GRACEFUL_TIMEOUT", "PROMETHEUS_MULTIPROC_DIR"):
+            monkeypatch.setenv(k, "")  # so monkeypatch restores it, whatever on_starting sets
+            monkeypatch.delenv(k)
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
@@ -112,10 +112,19 @@ def test_gunicorn_conf_defaults(gunicorn_conf):
         gunicorn_conf(GUNICORN_WORKERS="many")
 
 
-def test_gunicorn_conf_empties_the_metrics_dir(gunicorn_conf, tmp_path):
-    conf = gunicorn_conf()
+def test_gunicorn_conf_metrics_dir(gunicorn_conf, tmp_path):
+    # given: emptied at start (stale values would be summed in), kept at exit
     stale = tmp_path / "metrics" / "counter_123.db"
     stale.parent.mkdir()
     stale.write_bytes(b"old")
+    conf = gunicorn_conf(PROMETHEUS_MULTIPROC_DIR=str(stale.parent))
     conf["on_starting"](None)
+    conf["on_exit"](None)
     assert not stale.exists() and stale.parent.is_dir()
+    # not given: a fresh one for this instance, exported to the workers, removed at exit
+    conf = gunicorn_conf()
+    conf["on_starting"](None)
+    made = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    assert os.path.isdir(made) and made != str(stale.parent)
+    conf["on_exit"](None)
+    assert not os.path.exists(made)

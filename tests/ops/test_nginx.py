@@ -36,10 +36,14 @@ if nginx_binary() is None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     up = start_upstream()
-    env = {"LM_STUDIO_BASE_URL": up.url, "LOCAL_PRELOAD": "false", "GUNICORN_THREADS": "4",
-           "PROMETHEUS_MULTIPROC_DIR": ""}
+    env = {"LM_STUDIO_BASE_URL": up.url, "LOCAL_PRELOAD": "false", "GUNICORN_THREADS": "4"}
+
+    def metrics_dir(name):  # one per instance, as in production (B is killed: no clean-up)
+        return {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp(name))}
+
     try:
-        with gunicorn(env, workers=2) as a, gunicorn(env, workers=2) as b:
+        with gunicorn({**env, **metrics_dir("metrics-a")}, workers=2) as a, \
+                gunicorn({**env, **metrics_dir("metrics-b")}, workers=2) as b:
             backends = [url.removeprefix("http://") for url, _, _ in (a, b)]
             with nginx(backends, tmp_path_factory.mktemp("nginx")) as proxy:
                 yield proxy, [a, b], up
