@@ -178,3 +178,20 @@ def _sample(text: str, name: str, labels: str = "") -> float:
         if line.startswith(name + (f"{{{labels}}}" if labels else " ")):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_a_stream_cut_by_the_upstream_is_an_upstream_error(gateway):
+    url, _ = gateway
+    before = scrape(url)
+    r = requests.post(url + CHAT, json={"model": "cut", "stream": True, "messages": [
+        {"role": "user", "content": "one two three"}]}, timeout=10)
+    assert '"error"' in r.text and r.text.endswith("data: [DONE]\n\n")
+    assert _delta(before, scrape(url), "gateway_upstream_errors_total",
+                  upstream="upstream", kind="broken_body") == 1
+
+
+def test_model_labels_are_bounded(monkeypatch):
+    monkeypatch.setattr(metrics, "_models", set())
+    monkeypatch.setattr(metrics, "MAX_MODEL_LABELS", 2)
+    assert [metrics._model_label(m) for m in ("a", "b", "c", "a", None)] == \
+        ["a", "b", "other", "a", ""]
