@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean nginx
 
 $(VENV)/.runtime: requirements.txt requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,18 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev nginx
 	$(PY) -m pytest
+
+# tests/ops/test_nginx.py runs the real nginx: install the Debian package when it is
+# missing and we may (root with apt-get); otherwise say so (those tests then skip,
+# or fail when CI is set).
+nginx:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing nginx-light (Debian package) for tests/ops/test_nginx.py"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
+	else echo "nginx is not installed and cannot be installed here (needs root and apt-get): tests/ops/test_nginx.py will not run"; fi
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/gateway_overhead.py

@@ -1,19 +1,33 @@
 """gunicorn settings: gthread workers, bind from HELIOS_HOST/HELIOS_PORT.
 
-Settings are validated here, in the master, so a bad variable stops start-up
-with one readable line before any worker forks.
+Settings (and the custom endpoints file) are validated here, in the master, so
+a bad variable stops start-up with one readable line before any worker forks.
 
 Environment: GUNICORN_WORKERS (default: CPU count, at most 4), GUNICORN_THREADS
 (8), GUNICORN_TIMEOUT (120 s; gthread workers heartbeat from their main loop,
-so a long stream is not killed by it), GUNICORN_GRACEFUL_TIMEOUT (60 s, time
-for streams to finish on shutdown), GUNICORN_KEEPALIVE (5 s).
+so a long stream is not killed by it), GUNICORN_GRACEFUL_TIMEOUT (120 s, time
+for streams to finish on shutdown or worker recycling), GUNICORN_KEEPALIVE (5 s),
+GUNICORN_MAX_REQUESTS (2000, 0 = never recycle) and GUNICORN_MAX_REQUESTS_JITTER
+(10 % of it) so workers are recycled one at a time, not all at once.
+
+Metrics: prometheus-client's multiprocess mode. ``on_starting`` (master, before
+any worker forks) sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh temporary
+directory unless it is given, in which case it is emptied; each exited worker is
+marked dead; a directory created here is removed at exit. Give each instance on
+a host its own directory.
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
+from service import custom_endpoints
 from service.settings import load_settings
 
 _settings = load_settings()
+if _settings.custom_endpoints_file is not None:
+    custom_endpoints.load(_settings.custom_endpoints_file)  # clashes are checked by the app
 
 
 def _int(name: str, default: int) -> int:
@@ -34,8 +48,45 @@ worker_class = "gthread"
 workers = _int("GUNICORN_WORKERS", min(4, os.cpu_count() or 1))
 threads = _int("GUNICORN_THREADS", 8)
 timeout = _int("GUNICORN_TIMEOUT", 120)
-graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 60)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 120)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
+max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 10)
 accesslog = None  # the app writes one JSON line per request
 errorlog = "-"
+# gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl):
+# several instances on a host would take it from each other, and nothing here uses it.
+control_socket_disable = True
 loglevel = _settings.log_level
+
+
+_made_metrics_dir = None
+
+
+def on_starting(server):
+    """Give workers a metrics directory, empty: files of an earlier run would be summed in.
+
+    Runs in the master before any worker forks, so workers inherit the variable
+    before they import prometheus_client.
+    """
+    global _made_metrics_dir
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for f in path.glob("*.db"):
+            f.unlink()
+    else:
+        _made_metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _made_metrics_dir:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)

@@ -30,8 +30,8 @@ class _MergeSlashes:
 
 def create_app(settings: Optional[Settings] = None) -> Flask:
     """Application factory: settings, logging, gateway objects, blueprints, errors."""
-    from . import api
-    from .api import context, errors
+    from . import api, custom_endpoints
+    from .api import context, errors, ops
     from .gateway import Gateway
     from .logs import configure_logging
 
@@ -44,5 +44,8 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     context.init_app(app)
     errors.init_app(app)
     api.register_blueprints(app)
+    ops.init_app(app, settings)
+    # Last: custom endpoints are checked against every route registered before them.
+    custom_endpoints.init_app(app, settings.custom_endpoints_file)
     app.wsgi_app = _MergeSlashes(app.wsgi_app)
     return app

@@ -117,6 +117,14 @@ class Settings(BaseSettings):
     # --- API keys, usage, rate limits (issue 6) ---------------------------------------
 
     # --- operations: metrics, readiness, custom endpoints (issue 7) ---------------------
+    metrics_token: Optional[str] = Field(
+        None, repr=False, description="Bearer token required by GET /metrics; unset: open.")
+    readiness_cache_seconds: float = Field(
+        10.0, ge=0, le=3600, description="How long an upstream probe result is reused by /readyz.")
+    readiness_probe_timeout_seconds: float = Field(
+        3.0, gt=0, le=60, description="Timeout of one upstream readiness probe.")
+    custom_endpoints_file: Optional[Path] = Field(
+        None, description="TOML file of [[endpoints]] served as static JSON.")
 
     # --- local model features: tools, JSON, FIM, embeddings (issue 8) -----------------
 
@@ -125,7 +133,7 @@ class Settings(BaseSettings):
     def _urls(cls, value, info):
         return _http_url(info.field_name, value)
 
-    @field_validator("local_model_path")
+    @field_validator("local_model_path", "custom_endpoints_file")
     @classmethod
     def _model_path(cls, value: Optional[Path]):
         if value is not None and not value.is_file():

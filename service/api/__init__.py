@@ -6,10 +6,11 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import health
+    from . import health, ops
     from .ollama.routes import bp as ollama_bp
     from .openai.routes import bp as openai_bp
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(ops.bp)
     app.register_blueprint(openai_bp)
     app.register_blueprint(ollama_bp)

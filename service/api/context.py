@@ -2,6 +2,8 @@
 
 One JSON access line per request is written when the response is closed,
 i.e. after the last byte of a stream, so it carries the final token counts.
+Upstream calls made while serving a request add their time to response
+headers (``upstream_ms``) and their retries (``upstream_retries``) to it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional
 
 import orjson
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 
 from ..core import errors
 
@@ -32,6 +34,7 @@ class RequestRecord:
     method: str
     path: str
     family: str
+    route: Optional[str] = None  # the URL rule (bounded, for metrics); None when unrouted
     start: float = field(default_factory=time.perf_counter)
     status: int = 0
     model: Optional[str] = None
@@ -42,6 +45,8 @@ class RequestRecord:
     ttft_ms: Optional[float] = None
     error_code: Optional[str] = None
     duration_ms: Optional[float] = None
+    upstream_ms: Optional[float] = None  # summed time to upstream response headers
+    upstream_retries: Optional[int] = None
 
     def first_token(self) -> None:
         if self.ttft_ms is None:
@@ -122,8 +127,10 @@ def init_app(app: Flask) -> None:
         rid = request.headers.get("X-Request-ID", "")
         if not _SANE_ID.match(rid):
             rid = uuid.uuid4().hex
+        rule = request.url_rule
         g.record = RequestRecord(request_id=rid, method=request.method, path=request.path,
-                                 family=family_for_path(request.path))
+                                 family=family_for_path(request.path),
+                                 route=rule.rule if rule is not None else None)
 
     @app.after_request
     def _finish(response):
@@ -134,6 +141,18 @@ def init_app(app: Flask) -> None:
         record.status = response.status_code
         response.call_on_close(lambda: _done(record, hooks))
         return response
+
+
+def note_upstream(call) -> None:
+    """HttpClient observer (wired by ``api.ops``): add an upstream call's timing and
+    retries to the current request's record."""
+    if call.phase != "headers" or not has_request_context():
+        return
+    record: Optional[RequestRecord] = g.get("record")
+    if record is None:
+        return
+    record.upstream_ms = round((record.upstream_ms or 0.0) + call.seconds * 1000, 2)
+    record.upstream_retries = (record.upstream_retries or 0) + len(call.retries)
 
 
 def _done(record: RequestRecord, hooks: list[RequestHook]) -> None:

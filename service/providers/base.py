@@ -66,6 +66,14 @@ class Provider(ABC):
         """True when the provider can serve now (model loaded, client built)."""
         return True
 
+    def probe(self, timeout: float = 5.0) -> Optional[str]:
+        """Why the backend cannot serve now, or None when it can (``/readyz``).
+
+        HTTP backends ask their upstream something cheap (results are cached by
+        the caller); the default trusts :meth:`is_ready`.
+        """
+        return None if self.is_ready() else f"the {self.name} backend is not ready"
+
     def reload(self) -> None:
         """Reload the model or rebuild clients; requests in flight finish first."""
 

@@ -12,13 +12,19 @@ Translation of failures happens here, once::
     requests.ReadTimeout                       -> UpstreamTimeout (504)
     upstream status >= 400                      -> raise_for_upstream_status()
     a failure while reading the body            -> UpstreamError (502)
+
+Every call is reported to ``HttpClient.observers`` as an :class:`UpstreamCall`
+(time to response headers, retries by kind, error kind), which is how metrics
+and the access log learn about upstream timing without this module knowing them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Iterator, Optional
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional
 
 import orjson
 import requests
@@ -34,14 +40,41 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+@dataclass(slots=True)
+class UpstreamCall:
+    """One ``send`` as observers see it."""
+
+    upstream: str
+    method: str
+    seconds: float  # until the response headers (or the failure)
+    status: Optional[int] = None
+    retries: list[str] = field(default_factory=list)  # kind of each retry, e.g. "status_503"
+    error: Optional[str] = None  # kind of failure, None when the call succeeded
+    phase: str = "headers"  # "body": a failure while reading an accepted response
+
+
+UpstreamObserver = Callable[[UpstreamCall], None]
+
+
+def _retry_kind(response, error) -> str:
+    if response is not None and response.status:
+        return f"status_{response.status}"
+    name = type(error).__name__ if error is not None else ""
+    if "Timeout" in name:
+        return "connect_timeout"
+    return "connection_error"
+
+
 class _Retry(Retry):
     """urllib3 Retry that caps Retry-After and never retries a read timeout."""
 
     retry_after_cap: float = 10.0
+    on_retry: Optional[Callable[[str], None]] = None
 
     def new(self, **kw):
         new = super().new(**kw)
         new.retry_after_cap = self.retry_after_cap
+        new.on_retry = self.on_retry
         return new
 
     def parse_retry_after(self, retry_after: str) -> float:
@@ -51,7 +84,10 @@ class _Retry(Retry):
                   _pool=None, _stacktrace=None):
         if isinstance(error, ReadTimeoutError):
             raise error
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        if self.on_retry is not None:  # reached only when a retry will happen
+            self.on_retry(_retry_kind(response, error))
+        return new
 
 
 class HttpClient:
@@ -75,6 +111,9 @@ class HttpClient:
             raise_on_redirect=False,
         )
         retry.retry_after_cap = settings.retry_after_max_seconds
+        retry.on_retry = self._note_retry
+        self.observers: list[UpstreamObserver] = []
+        self._retries = threading.local()  # retries happen in the sending thread
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=settings.httpx_max_keepalive,
                               max_retries=retry)
@@ -84,11 +123,44 @@ class HttpClient:
         self._slots = threading.BoundedSemaphore(settings.httpx_max_connections)
         self._slot_wait = settings.connect_timeout_seconds
 
+    def _note_retry(self, kind: str) -> None:
+        kinds = getattr(self._retries, "kinds", None)
+        if kinds is not None:
+            kinds.append(kind)
+
+    def _report(self, call: UpstreamCall) -> None:
+        for observer in self.observers:
+            try:
+                observer(call)
+            except Exception:  # noqa: BLE001 - observing must not break requests
+                log.exception("upstream observer %r failed", observer)
+
     def send(self, method: str, url: str, *, body: Any = None, headers: Optional[dict] = None,
-             stream: bool = False, timeout=None, verify=True, upstream: str = "upstream"
-             ) -> "UpstreamResponse":
-        """Send a request and check its status; the caller closes the result."""
+             stream: bool = False, timeout=None, verify=True, upstream: str = "upstream",
+             check_status: bool = True) -> "UpstreamResponse":
+        """Send a request and (unless ``check_status`` is false) check its status.
+
+        The caller closes the result.
+        """
+        start = time.perf_counter()
+        call = UpstreamCall(upstream=upstream, method=method, seconds=0.0)
+        self._retries.kinds = call.retries
+        try:
+            result = self._send(method, url, body, headers, stream, timeout, verify, upstream,
+                                check_status, call)
+        except errors.GatewayError as exc:
+            call.error = call.error or _error_kind(exc)
+            raise
+        finally:
+            self._retries.kinds = None
+            call.seconds = time.perf_counter() - start
+            self._report(call)
+        return result
+
+    def _send(self, method, url, body, headers, stream, timeout, verify, upstream,
+              check_status, call: UpstreamCall) -> "UpstreamResponse":
         if not self._slots.acquire(timeout=self._slot_wait):
+            call.error = "pool_exhausted"
             raise errors.UpstreamUnavailable(
                 f"too many concurrent requests to {upstream} (HTTPX_MAX_CONNECTIONS)")
         hdrs = {"Accept": "application/json"}
@@ -104,15 +176,20 @@ class HttpClient:
                                         allow_redirects=False)
         except requests.ReadTimeout as exc:
             self._slots.release()
+            call.error = "read_timeout"
             raise errors.UpstreamTimeout(f"{upstream} did not answer in time") from exc
         except requests.ConnectTimeout as exc:
             self._slots.release()
+            call.error = "connect_timeout"
             raise errors.UpstreamUnavailable(f"could not connect to {upstream}: timed out") from exc
         except requests.RequestException as exc:
             self._slots.release()
+            call.error = "connection_error"
             raise errors.UpstreamUnavailable(f"could not connect to {upstream}: {_reason(exc)}") from exc
-        result = UpstreamResponse(resp, self._slots, upstream)
-        if resp.status_code >= 400:
+        call.status = resp.status_code
+        result = UpstreamResponse(resp, self._slots, upstream, self._report)
+        if resp.status_code >= 400 and check_status:
+            call.error = f"status_{resp.status_code}"
             try:
                 raise_for_upstream_status(resp, upstream)
             except errors.GatewayError as exc:
@@ -130,9 +207,10 @@ class UpstreamResponse:
     """A response holding one connection slot until closed."""
 
     def __init__(self, response: requests.Response, slots: threading.BoundedSemaphore,
-                 upstream: str):
+                 upstream: str, report: Optional[UpstreamObserver] = None):
         self.response = response
         self.upstream = upstream
+        self._report = report
         self._slots = slots
         self._closed = False
         self._lock = threading.Lock()
@@ -147,7 +225,7 @@ class UpstreamResponse:
         try:
             content = self.response.content
         except requests.RequestException as exc:
-            raise _read_error(exc, self.upstream) from exc
+            raise self._broken(exc) from exc
         finally:
             self.close()
         try:
@@ -172,13 +250,24 @@ class UpstreamResponse:
                 for line in lines:
                     yield line.rstrip(b"\r")
         except (requests.RequestException, OSError, ValueError) as exc:
-            raise _read_error(exc, self.upstream) from exc
+            raise self._broken(exc) from exc
         except Exception as exc:  # urllib3 protocol/decode errors
             if type(exc).__module__.startswith("urllib3"):
-                raise _read_error(exc, self.upstream) from exc
+                raise self._broken(exc) from exc
             raise
         if pending.strip():
             yield pending
+
+    def _broken(self, exc: Exception) -> errors.GatewayError:
+        """Translate a failure while reading the body, and report it to observers."""
+        err = _read_error(exc, self.upstream)
+        if self._report is not None:
+            kind = "read_timeout" if isinstance(err, errors.UpstreamTimeout) else "broken_body"
+            method = getattr(self.response.request, "method", None) or "?"
+            self._report(UpstreamCall(upstream=self.upstream, method=method, seconds=0.0,
+                                      status=self.response.status_code, error=kind,
+                                      phase="body"))
+        return err
 
     def close(self) -> None:
         with self._lock:
@@ -195,6 +284,10 @@ def _read_error(exc: Exception, upstream: str) -> errors.GatewayError:
     if isinstance(exc, (requests.ReadTimeout, ReadTimeoutError)) or "timed out" in str(exc):
         return errors.UpstreamTimeout(f"{upstream} stopped sending (read timed out)")
     return errors.UpstreamError(f"connection to {upstream} broke mid-response: {_reason(exc)}")
+
+
+def _error_kind(exc: errors.GatewayError) -> str:
+    return type(exc).__name__
 
 
 def _reason(exc: Exception) -> str:

@@ -8,6 +8,9 @@ it is reached as the default provider for completion requests.
 
 from __future__ import annotations
 
+from typing import Optional
+
+from ..core import errors
 from ..core.types import GenerationRequest, ModelInfo
 from .openai_compat import OpenAICompatProvider
 
@@ -22,3 +25,18 @@ class InternalProvider(OpenAICompatProvider):
 
     def _url(self, request: GenerationRequest) -> str:
         return self.base_url
+
+    def probe(self, timeout: float = 5.0) -> Optional[str]:
+        """Ready when the URL answers at all (a GET on a POST endpoint may say 405):
+        only a failed connection, a timeout, a 5xx or an authentication refusal count."""
+        try:
+            resp = self.http.send("GET", self.base_url, headers=self._headers,
+                                  timeout=(timeout, timeout), upstream=self.label,
+                                  check_status=False)
+        except errors.GatewayError as exc:
+            return exc.message
+        status = resp.response.status_code
+        resp.close()
+        if status >= 500 or status in (401, 403):
+            return f"{self.label} answered HTTP {status}"
+        return None

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional
 
+from .. import metrics
 from ..core import errors
 from ..core.types import (
     Choice, Chunk, ChunkStream, Generation, GenerationRequest, ModelInfo, Usage,
@@ -67,7 +68,16 @@ class ModelGate:
         self.max_wait = max_wait
 
     def acquire(self, what: str) -> float:
-        """Take the model; returns seconds waited or raises ModelBusy."""
+        """Take the model; returns seconds waited or raises ModelBusy (both go to metrics)."""
+        try:
+            waited = self._acquire(what)
+        except errors.ModelBusy:
+            metrics.queue_rejected()
+            raise
+        metrics.observe_queue_wait(waited)
+        return waited
+
+    def _acquire(self, what: str) -> float:
         if self._lock.acquire(blocking=False):
             return 0.0
         with self._count_lock:
@@ -146,6 +156,13 @@ class LocalProvider(Provider):
 
     def is_ready(self) -> bool:
         return self._llama is not None and not self.loading
+
+    def probe(self, timeout: float = 5.0) -> Optional[str]:
+        if self.loading:
+            return "the model is loading"
+        if self.load_error:
+            return f"the model failed to load: {self.load_error}"
+        return None  # loaded, or loads on first use (not the default provider)
 
     @property
     def loaded(self) -> bool:

@@ -89,6 +89,15 @@ class OpenAICompatProvider(Provider):
         return ChunkStream(decode_stream(resp, request.kind), resp.close,
                            model=request.model, provider=self.name)
 
+    def probe(self, timeout: float = 5.0) -> Optional[str]:
+        """Ready when ``GET /v1/models`` answers 200."""
+        try:
+            self.http.send("GET", f"{self.base_url}/v1/models", headers=self._headers,
+                           timeout=(timeout, timeout), upstream=self.label).close()
+        except errors.GatewayError as exc:
+            return exc.message
+        return None
+
     def close(self) -> None:
         pass  # the session belongs to the app
 

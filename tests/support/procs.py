@@ -33,7 +33,8 @@ def gunicorn(env: dict | None = None, workers: int = 2, ready_path: str = "/heal
                      "LOCAL_N_THREADS": "1", "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # os.killpg(proc.pid, …) stops it all
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
