@@ -7,13 +7,18 @@ Environment: GUNICORN_WORKERS (default: CPU count, at most 4), GUNICORN_THREADS
 (8), GUNICORN_TIMEOUT (120 s; gthread workers heartbeat from their main loop,
 so a long stream is not killed by it), GUNICORN_GRACEFUL_TIMEOUT (60 s, time
 for streams to finish on shutdown), GUNICORN_KEEPALIVE (5 s).
+
+Usage rows still queued when a worker exits are written by ``worker_exit``.
 """
 
 import os
 
+from service.auth import check_binding
 from service.settings import load_settings
 
 _settings = load_settings()
+# Migrate the key/usage schema once and refuse an exposed bind without keys (issue 6).
+check_binding(_settings)
 
 
 def _int(name: str, default: int) -> int:
@@ -39,3 +44,10 @@ keepalive = _int("GUNICORN_KEEPALIVE", 5)
 accesslog = None  # the app writes one JSON line per request
 errorlog = "-"
 loglevel = _settings.log_level
+
+
+def worker_exit(server, worker):
+    """Flush queued usage rows before a worker process ends (SIGTERM included)."""
+    from service.usage import close_all
+
+    close_all()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import threading
 from contextlib import contextmanager
 
@@ -16,6 +19,11 @@ from tests.support.upstream import start_upstream
 # Tests must not pick up the machine's own configuration.
 for _name in Settings.model_fields:
     os.environ.pop(_name.upper(), None)
+# Keys and usage go to a throw-away SQLite database (apps and gunicorn children alike),
+# never to ./data of the checkout.
+_DATA_DIR = tempfile.mkdtemp(prefix="gateway-test-data-")
+os.environ["DATA_DIR"] = _DATA_DIR
+atexit.register(shutil.rmtree, _DATA_DIR, ignore_errors=True)
 
 
 @contextmanager
@@ -33,7 +41,9 @@ def serve(app):
 
 
 def make_settings(**overrides) -> Settings:
-    base = {"log_level": "warning", "local_n_threads": 2, "retry_backoff_seconds": 0.01}
+    # No per-IP limit: session-wide apps serve every test from 127.0.0.1; limit tests set theirs.
+    base = {"log_level": "warning", "local_n_threads": 2, "retry_backoff_seconds": 0.01,
+            "rate_limit_per_ip": 0}
     base.update(overrides)
     return load_settings(**base)
 

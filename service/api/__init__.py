@@ -6,8 +6,9 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import health
+    from . import admin, health
     from .openai.routes import bp as openai_bp
 
     app.register_blueprint(health.bp)
     app.register_blueprint(openai_bp)
+    app.register_blueprint(admin.bp)

@@ -42,6 +42,8 @@ class RequestRecord:
     ttft_ms: Optional[float] = None
     error_code: Optional[str] = None
     duration_ms: Optional[float] = None
+    key_id: Optional[str] = None  # the authenticated API key's id (issue 6)
+    metered: Optional[bool] = None  # past auth and rate limits: gets a usage row (issue 6)
 
     def first_token(self) -> None:
         if self.ttft_ms is None:
