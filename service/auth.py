@@ -65,11 +65,12 @@ class Authenticator:
         self._stored_checked = 0.0
         self._cache: OrderedDict[str, tuple[float, Optional[ApiKey]]] = OrderedDict()
         self._lock = threading.Lock()
+        self.clock = time.monotonic  # replaceable in tests
 
     def enabled(self) -> bool:
         if self._forced or self._stored_exist:
             return True  # once a key was stored, auth stays on
-        now = time.monotonic()
+        now = self.clock()
         if self._stored_exist is None or now >= self._stored_checked + self.ttl:
             self._stored_exist = self._ask(self.store.any_exists)
             self._stored_checked = now
@@ -89,7 +90,7 @@ class Authenticator:
                 found = record
         if found is not None:
             return found
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             hit = self._cache.get(digest)
             if hit is not None and hit[0] > now:
