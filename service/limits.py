@@ -46,6 +46,8 @@ class Limits:
             strategy=settings.ratelimit_strategy,
             key_prefix=settings.ratelimit_key_prefix,
             headers_enabled=True,
+            # Count unrouted model paths too (flask-limiter skips requests without an endpoint).
+            request_identifier=lambda: request.endpoint or request.path,
         )
 
         # flask-limiter writes Retry-After on every response it saw; keep its value only
