@@ -9,7 +9,7 @@ client address. Tokens per minute (the key's ``tokens_per_minute``, else
 ``TOKENS_PER_MINUTE_PER_KEY``) are counted in the same storage from the real
 token counts of finished requests; once a window's tokens are spent, further
 requests are refused up front until it resets. Refusals are 429 in the
-caller's API format; limited routes carry ``Retry-After`` and
+caller's API format (503 while the storage is unreachable: limits fail closed); limited routes carry ``Retry-After`` and
 ``X-RateLimit-Limit/Remaining/Reset`` (plus ``…-Tokens`` variants when a token
 limit applies).
 """
@@ -23,6 +23,7 @@ from typing import Optional
 from flask import Flask, Response, g, request
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from limits import RateLimitItemPerMinute
+from limits.errors import StorageError
 
 from .api.context import current_record
 from .api.errors import render_error
@@ -45,6 +46,7 @@ class Limits:
             storage_uri=settings.ratelimit_storage_uri,
             strategy=settings.ratelimit_strategy,
             key_prefix=settings.ratelimit_key_prefix,
+            storage_options={"wrap_exceptions": True},  # StorageError -> 503 below
             headers_enabled=True,
             # Count unrouted model paths too (flask-limiter skips requests without an endpoint).
             request_identifier=lambda: request.endpoint or request.path,
@@ -131,11 +133,18 @@ class Limits:
         response.headers["X-RateLimit-Reset-Tokens"] = str(int(reset))
 
 
+def _storage_down(exc: StorageError) -> Response:
+    log.error("rate limit storage unavailable: %s", exc.storage_error)
+    return render_error(errors.ServiceUnavailable(
+        "the rate limit storage is unavailable; retry shortly", retry_after=1))
+
+
 def init_app(app: Flask, settings: Settings) -> Limits:
     """Register after ``auth.init_app``: limits need the authenticated key."""
     limits = Limits(app, settings)
     app.extensions["limits"] = limits
     app.register_error_handler(RateLimitExceeded, limits.refusal)
+    app.register_error_handler(StorageError, _storage_down)
 
     @app.before_request
     def _admit():

@@ -88,9 +88,11 @@ def test_tokens_per_minute_refused_up_front_once_spent(limited):
     r = c.chat.completions.with_raw_response.create(model="echo-1", messages=CHAT)
     assert r.headers["x-ratelimit-limit-tokens"] == "10"
     assert finished.acquire(timeout=10)
-    with c.chat.completions.create(model="echo-1", messages=CHAT, stream=True) as stream:
-        assert "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
-    assert finished.acquire(timeout=10)  # closing the stream let the dev server finish it
+    with _client(url, key) as streaming:  # closing it lets the dev server finish the stream
+        chunks = list(streaming.chat.completions.create(model="echo-1", messages=CHAT,
+                                                        stream=True))
+    assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert finished.acquire(timeout=10)
     calls = sum(upstream.state.calls.values())
     with pytest.raises(openai.RateLimitError) as exc:
         c.chat.completions.create(model="echo-1", messages=CHAT)
@@ -109,4 +111,16 @@ def test_per_ip_limit_when_auth_is_off(upstream, tmp_path):
         c.models.list()
         with pytest.raises(openai.RateLimitError):
             c.models.list()
+        assert requests.get(url + "/healthz").status_code == 200
+
+
+def test_unreachable_limit_storage_is_a_503_not_a_crash(upstream, tmp_path):
+    app = create_app(make_settings(lm_studio_base_url=upstream.url, data_dir=tmp_path,
+                                   ratelimit_storage_uri="redis://127.0.0.1:1/0"))
+    with serve(app) as url:
+        _key(app)
+        with pytest.raises(openai.InternalServerError) as exc:
+            _client(url, _key(app)).models.list()
+        assert exc.value.status_code == 503 and exc.value.code == "service_unavailable"
+        assert "rate limit storage" in exc.value.message
         assert requests.get(url + "/healthz").status_code == 200

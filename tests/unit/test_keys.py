@@ -16,11 +16,22 @@ from service.db import open_database
 from service.keys import KeySpec, KeyStore, generate_key, hash_key
 from service.settings import ConfigError, load_settings
 from tests.support.procs import ROOT
+from tests.support.services import postgres_url  # noqa: F401 - fixture
 
 
 @pytest.fixture
 def store(tmp_path):
     db = open_database(load_settings(data_dir=tmp_path))
+    yield KeyStore(db)
+    db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request, tmp_path):
+    """The store on each supported database (PostgreSQL: a fresh database)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    db = open_database(load_settings(data_dir=tmp_path, database_url=url))
+    db.migrate()  # a second start on an existing schema is a no-op
     yield KeyStore(db)
     db.dispose()
 
@@ -34,7 +45,8 @@ def test_key_format_and_hash():
     assert hash_key(k) == hash_key(k) and len(hash_key(k)) == 64 and k not in hash_key(k)
 
 
-def test_store_create_find_list_revoke(store):
+def test_store_create_find_list_revoke(any_store):
+    store = any_store
     expires = datetime.now(timezone.utc) + timedelta(days=1)
     rec, secret = store.create(KeySpec(name="ci", owner_email="dev@example.com", tier="pro",
                                        expires_at=expires, requests_per_minute=7,
