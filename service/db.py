@@ -16,9 +16,10 @@ from typing import Optional
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, Index, Integer,
                         MetaData, String, Table, create_engine, event, func, select, text)
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from .settings import Settings
+from .settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,17 @@ class Database:
 
 
 def open_database(settings: Settings) -> Database:
-    db = Database(database_url(settings))
-    db.migrate()
+    """Open and migrate the store; an unreachable database is a ConfigError naming it."""
+    url = database_url(settings)
+    db = Database(url)
+    try:
+        db.migrate()
+    except SQLAlchemyError as exc:
+        db.dispose()
+        name = "DATABASE_URL" if settings.database_url else "DATA_DIR"
+        shown = make_url(url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ConfigError(f"{name}: cannot open the database {shown}: {reason}") from None
     return db
 
 

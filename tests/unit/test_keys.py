@@ -150,3 +150,10 @@ def test_cli_create_list_show_revoke_usage(tmp_path):
     assert "no API key" in cli("show", "key_nope", ok=False).stderr
     assert "owner_email" in cli("create", "--owner", "nope", ok=False).stderr
     assert json.loads(cli("usage", "--since", "2020-01-01", "--json").stdout) == []
+
+
+def test_unreachable_database_names_the_variable(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        open_database(load_settings(database_url="postgresql://u:pw@127.0.0.1:1/x"))
+    assert exc.value.message.startswith("DATABASE_URL: cannot open the database")
+    assert "pw" not in exc.value.message
