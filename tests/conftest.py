@@ -24,6 +24,9 @@ for _name in Settings.model_fields:
 _DATA_DIR = tempfile.mkdtemp(prefix="gateway-test-data-")
 os.environ["DATA_DIR"] = _DATA_DIR
 atexit.register(shutil.rmtree, _DATA_DIR, ignore_errors=True)
+# No per-IP rate limit: every test client is 127.0.0.1 and session-wide apps serve many
+# tests; the limit tests set their own.
+os.environ["RATE_LIMIT_PER_IP"] = "0"
 
 
 @contextmanager
@@ -41,9 +44,7 @@ def serve(app):
 
 
 def make_settings(**overrides) -> Settings:
-    # No per-IP limit: session-wide apps serve every test from 127.0.0.1; limit tests set theirs.
-    base = {"log_level": "warning", "local_n_threads": 2, "retry_backoff_seconds": 0.01,
-            "rate_limit_per_ip": 0}
+    base = {"log_level": "warning", "local_n_threads": 2, "retry_backoff_seconds": 0.01}
     base.update(overrides)
     return load_settings(**base)
 

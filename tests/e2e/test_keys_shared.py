@@ -60,14 +60,18 @@ def test_two_instances_share_limits_usage_and_revocation(upstream, postgres_url,
         other_auth = {"Authorization": f"Bearer {other['key']}"}
         for _ in range(4):  # warm both workers' caches on b
             assert requests.get(url_b + "/v1/models", headers=other_auth).status_code == 200
-        revoked_at = time.monotonic()
         assert requests.delete(url_a + f"/admin/keys/{other['id']}", headers=admin).ok
-        refused_in_a_row = 0
-        while refused_in_a_row < 4 and time.monotonic() - revoked_at < 5:
+        revoked_at = time.monotonic()  # the revocation is committed by now
+        refused_in_a_row, last_accepted = 0, None
+        while refused_in_a_row < 4 and time.monotonic() - revoked_at < 10:
+            sent = time.monotonic()
             status = requests.get(url_b + "/v1/models", headers=other_auth).status_code
+            assert status in (200, 401)
             refused_in_a_row = refused_in_a_row + 1 if status == 401 else 0
+            last_accepted = sent if status == 200 else last_accepted
             time.sleep(0.05)
-        assert refused_in_a_row == 4 and time.monotonic() - revoked_at < 1 + 1.5
+        assert refused_in_a_row == 4  # every worker of b refuses it, and none accepted it
+        assert last_accepted is None or last_accepted - revoked_at < 1  # after AUTH_CACHE_SECONDS
     # Both instances are stopped (SIGTERM): every usage row is in PostgreSQL.
 
     engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
