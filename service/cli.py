@@ -22,7 +22,8 @@ from .usage import usage_report
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m service", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m service",
+                                description="Manage the gateway's API keys and read their usage.")
     top = p.add_subparsers(dest="area", required=True)
     keys = top.add_parser("keys", help="API keys and their usage")
     sub = keys.add_subparsers(dest="command", required=True)
