@@ -15,6 +15,8 @@ any worker forks) sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh temporary
 directory unless it is given, in which case it is emptied; each exited worker is
 marked dead; a directory created here is removed at exit. Give each instance on
 a host its own directory.
+
+Usage rows still queued when a worker exits are written by ``worker_exit``.
 """
 
 import os
@@ -23,11 +25,14 @@ import tempfile
 from pathlib import Path
 
 from service import custom_endpoints
+from service.auth import check_binding
 from service.settings import load_settings
 
 _settings = load_settings()
 if _settings.custom_endpoints_file is not None:
     custom_endpoints.load(_settings.custom_endpoints_file)  # clashes are checked by the app
+# Migrate the key/usage schema once and refuse an exposed bind without keys (issue 6).
+check_binding(_settings)
 
 
 def _int(name: str, default: int) -> int:
@@ -90,3 +95,10 @@ def child_exit(server, worker):
 def on_exit(server):
     if _made_metrics_dir:
         shutil.rmtree(_made_metrics_dir, ignore_errors=True)
+
+
+def worker_exit(server, worker):
+    """Flush queued usage rows before a worker process ends (SIGTERM included)."""
+    from service.usage import close_all
+
+    close_all()

@@ -30,8 +30,9 @@ class _MergeSlashes:
 
 def create_app(settings: Optional[Settings] = None) -> Flask:
     """Application factory: settings, logging, gateway objects, blueprints, errors."""
-    from . import api, custom_endpoints
+    from . import api, auth, custom_endpoints, limits, usage
     from .api import context, errors, ops
+    from .db import open_database
     from .gateway import Gateway
     from .logs import configure_logging
 
@@ -40,9 +41,14 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    app.extensions["gateway"] = Gateway(settings)
     context.init_app(app)
     errors.init_app(app)
+    db = open_database(settings)
+    app.extensions["db"] = db
+    auth.init_app(app, settings, db)  # refuses an exposed bind without keys, before any model loads
+    limits.init_app(app, settings)  # after auth: limits are per key
+    usage.init_app(app, settings, db)
+    app.extensions["gateway"] = Gateway(settings)
     api.register_blueprints(app)
     ops.init_app(app, settings)
     # Last: custom endpoints are checked against every route registered before them.

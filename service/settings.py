@@ -41,6 +41,14 @@ def _http_url(name: str, value: Optional[str]) -> Optional[str]:
     return value.rstrip("/")
 
 
+def _check_scheme(uri: str) -> None:
+    from limits.storage import SCHEMES
+
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    if scheme not in SCHEMES or scheme.startswith("async+"):
+        raise ValueError(f"unknown storage scheme {scheme!r}; use memory:// or redis://host:port")
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway. See README's configuration table."""
 
@@ -115,6 +123,33 @@ class Settings(BaseSettings):
         description="Version /api/version reports; some Ollama clients gate features on it.")
 
     # --- API keys, usage, rate limits (issue 6) ---------------------------------------
+    data_dir: Path = Field(Path("data"), description="Where the default SQLite database lives.")
+    database_url: Optional[str] = Field(
+        None, repr=False,
+        description="sqlite:///file or postgresql://...; default: SQLite in DATA_DIR.")
+    api_keys: Optional[str] = Field(None, repr=False,
+                                    description="Comma-separated static API keys.")
+    admin_api_key: Optional[str] = Field(None, repr=False,
+                                         description="Bearer token of the /admin API.")
+    require_auth: bool = Field(False, description="Demand a key even when none exists yet.")
+    allow_unauthenticated: bool = Field(
+        False, description="Allow a non-loopback HELIOS_HOST without any key.")
+    auth_cache_seconds: float = Field(
+        5.0, ge=0, le=5, description="How long a key lookup is cached (revocation delay).")
+    ratelimit_storage_uri: str = Field(
+        "memory://", description="flask-limiter storage: memory:// (per worker) or redis://.")
+    ratelimit_strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = \
+        "fixed-window"
+    ratelimit_key_prefix: str = Field("gateway", description="Namespace of the limit counters.")
+    rate_limit_per_key: int = Field(100, ge=0, description="Requests/minute per key; 0 = none.")
+    rate_limit_per_ip: int = Field(
+        100, ge=0, description="Requests/minute per client IP when auth is off; 0 = none.")
+    tokens_per_minute_per_key: int = Field(
+        0, ge=0, description="Tokens/minute per key unless the key says; 0 = none.")
+    usage_queue_size: int = Field(10000, ge=1, description="Usage rows buffered per process.")
+    usage_flush_seconds: float = Field(
+        0.5, gt=0, le=3600, description="Longest time a usage row waits before being written.")
+
 
     # --- operations: metrics, readiness, custom endpoints (issue 7) ---------------------
     metrics_token: Optional[str] = Field(
@@ -200,6 +235,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"no such file: {value}")
             return None
         return value.resolve()
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: Optional[str]):
+        if value is None or value == "":
+            return None
+        scheme = value.split("://", 1)[0].split("+", 1)[0] if "://" in value else ""
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("ratelimit_storage_uri")
+    @classmethod
+    def _storage_uri(cls, value: str):
+        _check_scheme(value)
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

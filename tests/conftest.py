@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import threading
 from contextlib import contextmanager
 
@@ -16,6 +19,14 @@ from tests.support.upstream import start_upstream
 # Tests must not pick up the machine's own configuration.
 for _name in Settings.model_fields:
     os.environ.pop(_name.upper(), None)
+# Keys and usage go to a throw-away SQLite database (apps and gunicorn children alike),
+# never to ./data of the checkout.
+_DATA_DIR = tempfile.mkdtemp(prefix="gateway-test-data-")
+os.environ["DATA_DIR"] = _DATA_DIR
+atexit.register(shutil.rmtree, _DATA_DIR, ignore_errors=True)
+# No per-IP rate limit: every test client is 127.0.0.1 and session-wide apps serve many
+# tests; the limit tests set their own.
+os.environ["RATE_LIMIT_PER_IP"] = "0"
 
 
 @contextmanager

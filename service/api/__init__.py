@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import health, ops
+    from . import admin, health, ops
     from .ollama.routes import bp as ollama_bp
     from .openai.routes import bp as openai_bp
 
@@ -14,3 +14,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops.bp)
     app.register_blueprint(openai_bp)
     app.register_blueprint(ollama_bp)
+    app.register_blueprint(admin.bp)

@@ -47,6 +47,8 @@ class RequestRecord:
     duration_ms: Optional[float] = None
     upstream_ms: Optional[float] = None  # summed time to upstream response headers
     upstream_retries: Optional[int] = None
+    key_id: Optional[str] = None  # the authenticated API key's id (issue 6)
+    metered: Optional[bool] = None  # past auth and rate limits: gets a usage row (issue 6)
 
     def first_token(self) -> None:
         if self.ttft_ms is None:

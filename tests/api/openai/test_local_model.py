@@ -128,12 +128,22 @@ def test_bounded_wait_for_busy_model(small_queue_app):
 
 def test_disconnect_stops_local_generation(small_queue_app):
     url, local = small_queue_app
+    # Pace of this machine right now: time for 16 tokens (the runner may be loaded).
+    t0 = time.monotonic()
+    r = requests.post(url + "/v1/completions", json={"model": MODEL, "prompt": "Once upon a time",
+                                                     "max_tokens": 16, "temperature": 1.0,
+                                                     "stop": []})
+    per_token = (time.monotonic() - t0) / max(1, r.json()["usage"]["completion_tokens"])
     body = json.dumps({"model": MODEL, "stream": True, "max_tokens": 1500, "temperature": 1.0,
                        "messages": [{"role": "user", "content": "Write a very long story."}]}).encode()
     s = open_raw_stream(url, "/v1/chat/completions", body, 4)
     assert local.gate._lock.locked()
     s.close()
-    deadline = time.monotonic() + 3
+    closed = time.monotonic()
+    # Generation notices at its next writes: allow 100 tokens' time, far below 1500.
+    deadline = closed + max(3.0, 100 * per_token)
     while local.gate._lock.locked() and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not local.gate._lock.locked(), "generation kept the model after the client left"
+    assert not local.gate._lock.locked(), (
+        f"generation kept the model {time.monotonic() - closed:.1f}s after the client left "
+        f"({per_token * 1000:.0f} ms/token)")

@@ -1,0 +1,209 @@
+"""Who may call the model endpoints: bearer keys, checked before any view runs.
+
+Auth is on when any key exists (a static ``API_KEYS`` entry or a stored key,
+revoked or not: revoking the last key must not open the gateway) or when
+``REQUIRE_AUTH=true``. Then every model endpoint (``/v1/*``, ``/api/*`` but
+``/api/version``, ``/complete``) needs ``Authorization: Bearer <key>``:
+missing, unknown, revoked or expired keys get 401, a model outside the key's
+``allowed_models`` gets 403, rendered in the caller's API format by the app's
+error handlers. Health endpoints and ``GET /`` stay open; ``/admin`` has its
+own key.
+
+Key lookups are cached in-process for ``AUTH_CACHE_SECONDS`` (≤ 5 s), so a key
+revoked on one instance is refused by every instance within that time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from collections import OrderedDict
+from typing import Optional
+
+import orjson
+from flask import Flask, g, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from .api.context import current_record
+from .core import errors
+from .db import Database, utcnow
+from .keys import ApiKey, KeySpec, KeyStore, hash_key, static_key
+from .settings import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+_CACHE_MAX = 10_000
+
+
+def needs_key(path: str) -> bool:
+    """Whether ``path`` is a model endpoint (auth, limits and usage apply)."""
+    if path == "/v1" or path.startswith("/v1/"):
+        return True
+    if path.startswith("/api/"):
+        return path != "/api/version"
+    return path == "/complete"
+
+
+def static_secrets(settings: Settings) -> list[str]:
+    return [k.strip() for k in (settings.api_keys or "").split(",") if k.strip()]
+
+
+class Authenticator:
+    """Resolves bearer keys to :class:`ApiKey` records, with a short TTL cache."""
+
+    def __init__(self, settings: Settings, store: KeyStore):
+        self.store = store
+        self.admin_key = settings.admin_api_key or None
+        self.ttl = settings.auth_cache_seconds
+        self._static = {hash_key(s): static_key(s) for s in static_secrets(settings)}
+        self._forced = settings.require_auth or bool(self._static)
+        self._stored_exist: Optional[bool] = None
+        self._stored_checked = 0.0
+        self._cache: OrderedDict[str, tuple[float, Optional[ApiKey]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.clock = time.monotonic  # replaceable in tests
+
+    def enabled(self) -> bool:
+        if self._forced or self._stored_exist:
+            return True  # once a key was stored, auth stays on
+        now = self.clock()
+        if self._stored_exist is None or now >= self._stored_checked + self.ttl:
+            self._stored_exist = self._ask(self.store.any_exists)
+            self._stored_checked = now
+        return bool(self._stored_exist)
+
+    def create_key(self, spec: KeySpec) -> tuple[ApiKey, str]:
+        record, secret = self.store.create(spec)
+        self._stored_exist = True  # auth is on from this request on
+        return record, secret
+
+    def lookup(self, secret: str) -> Optional[ApiKey]:
+        """The record for ``secret`` (revoked/expired included), or None if unknown."""
+        digest = hash_key(secret)
+        found = None
+        for known, record in self._static.items():  # compare every one: constant time
+            if hmac.compare_digest(known, digest):
+                found = record
+        if found is not None:
+            return found
+        now = self.clock()
+        with self._lock:
+            hit = self._cache.get(digest)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        record = self._ask(lambda: self.store.find(secret))
+        with self._lock:
+            self._cache[digest] = (now + self.ttl, record)
+            self._cache.move_to_end(digest)
+            while len(self._cache) > _CACHE_MAX:
+                self._cache.popitem(last=False)
+        return record
+
+    def authenticate(self, authorization: Optional[str]) -> ApiKey:
+        """The usable key named by an ``Authorization`` header, or AuthenticationFailed."""
+        scheme, _, secret = (authorization or "").strip().partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret:
+            raise errors.AuthenticationFailed(
+                "missing API key: send 'Authorization: Bearer <key>'")
+        record = self.lookup(secret)
+        if record is None:
+            raise errors.AuthenticationFailed("invalid API key")
+        refusal = record.refusal(utcnow())
+        if refusal:
+            raise errors.AuthenticationFailed(refusal)
+        return record
+
+    @staticmethod
+    def _ask(fn):
+        try:
+            return fn()
+        except SQLAlchemyError as exc:
+            log.error("key store unavailable: %s", exc)
+            raise errors.ServiceUnavailable("the API key store is unavailable; retry shortly",
+                                            retry_after=1) from exc
+
+
+def _requested_model(settings: Settings) -> Optional[str]:
+    """The model a POST names (OpenAI/Ollama ``model``, old Ollama ``name``)."""
+    try:
+        body = orjson.loads(request.get_data(cache=True))  # cached: the view reads it again
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        model = body.get("model") or body.get("name")
+        if isinstance(model, str) and model:
+            return model
+    if request.path == "/complete":
+        return settings.helios_model
+    return None
+
+
+def current_key() -> Optional[ApiKey]:
+    """The authenticated key of this request (None when auth is off or not needed)."""
+    return g.get("api_key")
+
+
+def init_app(app: Flask, settings: Settings, db: Database) -> Authenticator:
+    auth = Authenticator(settings, KeyStore(db))
+    app.extensions["auth"] = auth
+    check_exposure(settings, auth.enabled())
+
+    @app.before_request
+    def _authenticate():
+        if not needs_key(request.path) or not auth.enabled():
+            return
+        key = auth.authenticate(request.headers.get("Authorization"))
+        g.api_key = key
+        current_record().key_id = key.id
+        if key.allowed_models is not None and request.method == "POST":
+            model = _requested_model(settings)
+            if model is None:
+                raise errors.PermissionDenied(
+                    "this API key is limited to some models; name one in 'model'", param="model")
+            if not key.allows(model):
+                raise errors.PermissionDenied(
+                    f"this API key may not use the model '{model}'", param="model")
+
+    return auth
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def check_exposure(settings: Settings, keys_exist: bool) -> None:
+    """Refuse to serve beyond loopback without auth unless ALLOW_UNAUTHENTICATED=true."""
+    if settings.allow_unauthenticated or _is_loopback(settings.helios_host):
+        return
+    if settings.require_auth or static_secrets(settings) or keys_exist:
+        return
+    raise ConfigError(
+        f"HELIOS_HOST={settings.helios_host} serves the gateway beyond this machine, but no API "
+        "key exists: create one (python -m service keys create --name NAME), or set "
+        "API_KEYS=sk-..., or set ALLOW_UNAUTHENTICATED=true to serve without keys on purpose")
+
+
+def check_binding(settings: Settings) -> None:
+    """Start-up check for gunicorn's master: migrate the schema, then :func:`check_exposure`."""
+    from .db import open_database
+
+    db = open_database(settings)
+    try:
+        check_exposure(settings, KeyStore(db).any_exists())
+    finally:
+        db.dispose()
