@@ -2,7 +2,8 @@
 
 Starts, side by side in one run: a static OpenAI-compatible upstream, a bare
 20-line Flask + requests proxy (2 gunicorn gthread workers) and the gateway
-(2 workers, every feature on: validation, routing, JSON logs, request ids). It
+(2 workers, every feature on: validation, routing, JSON logs, request ids,
+metrics, the per-IP rate limiter, readiness and usage hooks). It
 then drives non-streaming chat completions at concurrency 1 and 16, interleaving
 the three targets over several rounds, and prints requests/s and p50/p99
 latency with ratios. Absolute numbers depend on the machine; the ratios are the
@@ -109,7 +110,9 @@ def main() -> None:
                           open(logdir / "bare.log", "w")))
     procs.append(gunicorn("wsgi:app", gw_port, {
         "LM_STUDIO_BASE_URL": upstream, "HELIOS_PORT": str(gw_port), "GUNICORN_WORKERS": "2",
-        "GUNICORN_THREADS": "8", "LOG_LEVEL": "info", "LOCAL_PRELOAD": "false"},
+        "GUNICORN_THREADS": "8", "LOG_LEVEL": "info", "LOCAL_PRELOAD": "false",
+        # The per-IP limiter stays on (its cost is measured), set high enough never to refuse.
+        "RATE_LIMIT_PER_IP": "100000000", "DATA_DIR": str(logdir / "data")},
         open(logdir / "gateway.log", "w")))
     try:
         for p in (up_port, gw_port):

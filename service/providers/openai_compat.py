@@ -23,6 +23,7 @@ from ..core.types import (
 from ..settings import Settings
 from .base import DisconnectCheck, Provider
 from .http_client import HttpClient, UpstreamResponse
+from .sse import sse_objects
 
 log = logging.getLogger(__name__)
 
@@ -252,21 +253,7 @@ def decode_response(body: Any, request: GenerationRequest, provider: str) -> Gen
 
 def decode_stream(resp: UpstreamResponse, kind: str) -> Iterator[Chunk]:
     """Upstream SSE -> chunks; ends at ``[DONE]`` or EOF; error events raise."""
-    for line in resp.iter_lines():
-        if not line.startswith(b"data:"):
-            continue  # comments, event names, keep-alives
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            return
-        if not data:
-            continue
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise errors.UpstreamError(
-                f"upstream sent a non-JSON stream event: {data[:120]!r}") from None
-        if not isinstance(event, dict):
-            raise errors.UpstreamError("upstream sent a stream event that is not an object")
+    for event in sse_objects(resp.iter_lines(), "upstream"):
         if "error" in event and not event.get("choices"):
             err = event["error"]
             msg = err.get("message") if isinstance(err, dict) else str(err)

@@ -31,6 +31,7 @@ from ..core.types import (
     Choice, Chunk, Generation, GenerationRequest, ImagePart, Message, TextPart, ToolCall,
     ToolCallDelta, Usage,
 )
+from .sse import sse_objects
 
 log = logging.getLogger(__name__)
 
@@ -457,21 +458,7 @@ def stream_error(err: Any) -> errors.GatewayError:
 def decode_stream(lines: Iterable[bytes], request: GenerationRequest) -> Iterator[Chunk]:
     """``alt=sse`` lines -> chunks. Vertex sends no ``[DONE]``: the stream ends at EOF."""
     dec = StreamDecoder(request)
-    for line in lines:
-        if not line.startswith(b"data:"):
-            continue
-        data = line[5:].strip()
-        if not data:
-            continue
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise errors.UpstreamError(
-                f"vertex sent a non-JSON stream event: {data[:120]!r}") from None
-        if isinstance(event, list) and event:  # an error body sent as a JSON array
-            event = event[0]
-        if not isinstance(event, dict):
-            raise errors.UpstreamError("vertex sent a stream event that is not an object")
+    for event in sse_objects(lines, "vertex"):
         if "error" in event:
             raise stream_error(event["error"])
         yield from dec.feed(event)
