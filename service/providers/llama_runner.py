@@ -129,3 +129,52 @@ def _partial_stop_len(text: str, stops: list[str], longest: int) -> int:
         if any(s.startswith(tail) for s in stops):
             return n
     return 0
+
+
+class LazyGrammarRun:
+    """A run that starts unconstrained and restarts under ``grammar`` if it opens with ``trigger``.
+
+    Text answers pay nothing for the grammar; once the model's first non-blank
+    output starts with ``trigger`` (e.g. ``<`` of ``<tool_call>``) generation is
+    restarted from the same prompt (its KV cache is reused) with the grammar on.
+    Same interface as :class:`TokenRun`.
+    """
+
+    def __init__(self, free: TokenRun, constrained: TokenRun, trigger: str):
+        self.free = free
+        self.constrained = constrained
+        self.trigger = trigger
+        self.triggered = False
+        self._current = free
+
+    @property
+    def finish_reason(self) -> Optional[str]:
+        return self._current.finish_reason
+
+    @property
+    def completion_tokens(self) -> int:
+        spent = self.free.completion_tokens
+        return spent + self.constrained.completion_tokens if self.triggered else spent
+
+    def __iter__(self) -> Iterator[Piece]:
+        it = iter(self.free)
+        seen = ""
+        try:
+            for piece in it:
+                if not seen.strip():
+                    seen += piece.text
+                    if seen.lstrip().startswith(self.trigger):
+                        break
+                    if not seen.strip():
+                        continue  # blank so far: undecided
+                    piece = Piece(seen, piece.logprobs)
+                yield piece
+            else:
+                if seen and not seen.strip():
+                    yield Piece(seen)
+                return
+        finally:
+            it.close()
+        self.triggered = True
+        self._current = self.constrained
+        yield from self.constrained
