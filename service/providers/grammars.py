@@ -55,7 +55,7 @@ class _Rules:
 
     def schema(self, schema: dict, name: str, param: str) -> str:
         try:
-            resolved = self.conv.resolve_refs(schema, name)
+            resolved = self.conv.resolve_refs(_bounded_integers(schema), name)
             return self.conv.visit(resolved, name)
         except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
             raise errors.InvalidRequest(
@@ -69,6 +69,31 @@ class _Rules:
         if "char" in self.conv._rules:
             self.conv._rules["char"] = _STRICT_CHAR
         return self.conv.format_grammar()
+
+
+_MAX_ENUMERATED_RANGE = 1024
+
+
+def _bounded_integers(node):
+    """Integers with both bounds become an ``enum`` of their values.
+
+    The converter ignores ``minimum``/``maximum``; a small closed range spelled
+    out is exact. Wider or one-sided ranges stay unbounded in the grammar.
+    """
+    if isinstance(node, list):
+        return [_bounded_integers(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _bounded_integers(v) for k, v in node.items()}
+    if out.get("type") == "integer" and "enum" not in out:
+        lo = out.get("minimum", out.get("exclusiveMinimum", None))
+        hi = out.get("maximum", out.get("exclusiveMaximum", None))
+        if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
+            lo = int(lo) + (1 if "exclusiveMinimum" in out and "minimum" not in out else 0)
+            hi = int(hi) - (1 if "exclusiveMaximum" in out and "maximum" not in out else 0)
+            if 0 <= hi - lo < _MAX_ENUMERATED_RANGE:
+                return {"enum": list(range(lo, hi + 1))}
+    return out
 
 
 def tool_call_grammar_text(tools: list[tuple[str, Optional[dict]]], *, parallel: bool) -> str:

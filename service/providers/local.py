@@ -260,7 +260,7 @@ class LocalProvider(Provider):
                 stops = (list(request.stop) if user_stops else []) + p.stops
                 return TokenRun(llama, p.tokens, max_tokens=max_tokens, stop=stops,
                                 sampling=_sampling(request, seed), grammar=grammar,
-                                want_logprobs=want_logprobs)
+                                want_logprobs=want_logprobs, dry=grammar is not None)
 
             if p.lazy_grammar is not None:
                 r = LazyGrammarRun(run(p.grammar, p.grammar is None),
@@ -357,7 +357,10 @@ def _choice_chunks(i: int, p: _Prepared, run, request: GenerationRequest) -> Ite
         rest = parser.finish()
         if rest:
             yield Chunk(index=i, text=rest)
-        if parser.calls and parser.complete:
+        if parser.calls:
+            if not parser.complete:
+                log.info("max_tokens cut a tool call short; kept the %d complete call(s)",
+                         len(parser.calls))
             finish = "tool_calls"
     yield Chunk(index=i, finish_reason=finish)
 

@@ -7,7 +7,9 @@ format) is appended to the system message. Either way the output is
 grammar-constrained (:mod:`.grammars`) to a ``<tool_call>[…]</tool_call>``
 block, so a call is always well-formed JSON whose arguments match the tool's
 parameter schema; the :class:`ToolCallParser` turns those blocks, as they
-stream, into :class:`~service.core.types.ToolCallDelta` fragments.
+stream, into :class:`~service.core.types.ToolCallDelta` objects, one per call,
+released when the call's arguments are complete (a call cut short by
+``max_tokens`` is dropped, never sent half-written).
 
 ``tool_choice``: ``"none"`` (or no tools) → plain generation, tools not shown;
 ``"required"`` or a named function → the grammar admits only calls (of that
@@ -97,16 +99,18 @@ def new_call_id() -> str:
 
 
 class ToolCallParser:
-    """Incremental parser of grammar-shaped output into text and tool-call fragments.
+    """Incremental parser of grammar-shaped output into text and whole tool calls.
 
-    ``feed`` returns the text (when the output is an answer, not calls) and the
-    ``ToolCallDelta``s it can release now; ``id`` and ``name`` come on each
-    call's first fragment, arguments follow as they are generated.
+    ``feed`` returns the text (when the output is an answer, not calls) and a
+    ``ToolCallDelta`` (``id``, ``name`` and all ``arguments``) for each call
+    whose arguments are complete. A call is released only once complete, so a
+    call cut short by ``max_tokens`` never reaches the client half-written.
     """
 
     def __init__(self):
         self._buf = ""           # received, not yet consumed
         self._mode = "start"     # start | text | open | name | args | after | done
+        self._current: Optional[ToolCall] = None
         self._depth = 0
         self._in_string = False
         self._escaped = False
@@ -116,6 +120,10 @@ class ToolCallParser:
     def complete(self) -> bool:
         """True when the output was text, or a block of calls that was closed."""
         return self._mode in ("text", "done")
+
+    @property
+    def in_call(self) -> bool:
+        return self._mode not in ("start", "text", "done")
 
     def feed(self, text: str) -> tuple[str, list[ToolCallDelta]]:
         self._buf += text
@@ -144,22 +152,18 @@ class ToolCallParser:
                 end = self._buf.find(ARGS_MARK)
                 if end < 0:
                     break
-                call = ToolCall(id=new_call_id(), name=self._buf[:end], arguments="")
+                self._current = ToolCall(id=new_call_id(), name=self._buf[:end], arguments="")
                 self._buf = self._buf[end + len(ARGS_MARK):]
-                self.calls.append(call)
-                deltas.append(ToolCallDelta(index=len(self.calls) - 1, id=call.id,
-                                            name=call.name))
                 self._mode, self._depth, self._in_string, self._escaped = "args", 0, False, False
             elif mode == "args":
                 n = self._scan_arguments()
-                piece, self._buf = self._buf[:n], self._buf[n:]
-                if piece:
-                    self.calls[-1].arguments += piece
-                    if deltas and deltas[-1].index == len(self.calls) - 1:
-                        deltas[-1].arguments += piece
-                    else:
-                        deltas.append(ToolCallDelta(index=len(self.calls) - 1, arguments=piece))
-                if self._depth == 0 and self.calls[-1].arguments.strip():
+                self._current.arguments += self._buf[:n]
+                self._buf = self._buf[n:]
+                if self._depth == 0 and self._current.arguments.strip():
+                    call, self._current = self._current, None
+                    self.calls.append(call)
+                    deltas.append(ToolCallDelta(index=len(self.calls) - 1, id=call.id,
+                                                name=call.name, arguments=call.arguments))
                     self._mode = "after"
             elif mode == "after":
                 self._buf = self._buf.lstrip(" ")
@@ -203,8 +207,8 @@ class ToolCallParser:
         return rest if self._mode in ("start", "text") else ""
 
 
-def parse_all(text: str) -> tuple[str, list[ToolCall], bool]:
-    """Parse a whole output: (answer text, calls, whether the calls block was closed)."""
+def parse_all(text: str) -> tuple[str, list[ToolCall]]:
+    """Parse a whole output: (answer text, complete calls)."""
     p = ToolCallParser()
     out, _ = p.feed(text)
-    return out + p.finish(), p.calls, p.complete
+    return out + p.finish(), p.calls
