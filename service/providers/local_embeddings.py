@@ -70,8 +70,14 @@ class LocalEmbedder:
                 f"shorten them; omit 'dimensions'", param="dimensions")
         texts = [self._text(llama, x, i) for i, x in enumerate(inputs)]
         self.gate.acquire(f"embedding model '{model}'")
+        vectors, count = [], 0
         try:
-            vectors, count = llama.embed(texts, normalize=True, truncate=False, return_count=True)
+            # One input per decode: batching mixes sequences and changes the last bits,
+            # and identical inputs must give identical vectors.
+            for text in texts:
+                vector, n = llama.embed(text, normalize=True, truncate=False, return_count=True)
+                vectors.append(vector)
+                count += n
         except ValueError as exc:  # an input longer than the context
             raise errors.InvalidRequest(
                 f"an input is longer than the embedding context of {llama.n_ctx()} tokens "
@@ -79,7 +85,7 @@ class LocalEmbedder:
                 code="context_length_exceeded") from exc
         finally:
             self.gate.release()
-        return [list(map(float, v)) for v in vectors], int(count)
+        return [list(map(float, v)) for v in vectors], count
 
     @staticmethod
     def _text(llama, item, i: int) -> str:

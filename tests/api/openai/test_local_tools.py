@@ -95,7 +95,6 @@ def agent_url():
 
 
 def test_model_lists_tools_capability(local_url):
-    from service.gateway import Gateway  # noqa: F401 - the capability is read via the router
     app = create_app(make_settings())
     info = app.extensions["gateway"].router.find_model(MODEL)
     assert info.supports_tools and info.supports_embeddings
