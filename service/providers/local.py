@@ -9,6 +9,14 @@ The model is loaded at start when local is the default provider (so the first
 request is not slow and health is truthful), else on first use;
 ``LOCAL_PRELOAD`` overrides. ``reload()`` takes the generation lock, so
 requests in flight finish before the model is swapped.
+
+Beyond plain text (README "Local model features"): tool calls
+(:mod:`.tool_calls`) and JSON output under llama.cpp grammars
+(:mod:`.grammars`), fill-in-the-middle for completions with a ``suffix``
+(:mod:`.fim`), and embeddings from a second, embedding-mode instance
+(:mod:`.local_embeddings`). :meth:`LocalProvider._prepare` decides per request
+what the token loop gets; :func:`_choice_chunks` turns its pieces into chunks,
+and ``generate`` is the same chunks folded into a whole choice.
 """
 
 from __future__ import annotations
@@ -255,19 +263,17 @@ class LocalProvider(Provider):
         for i in range(request.n):
             seed = request.seed + i if request.seed is not None else None
 
-            def run(grammar, user_stops=True):
-                # A user stop string inside a constrained output would cut it malformed.
-                stops = (list(request.stop) if user_stops else []) + p.stops
+            def run(grammar):
+                # A user stop string inside constrained output would cut it malformed.
+                stops = (list(request.stop) if grammar is None else []) + p.stops
                 return TokenRun(llama, p.tokens, max_tokens=max_tokens, stop=stops,
                                 sampling=_sampling(request, seed), grammar=grammar,
                                 want_logprobs=want_logprobs, dry=grammar is not None)
 
             if p.lazy_grammar is not None:
-                r = LazyGrammarRun(run(p.grammar, p.grammar is None),
-                                   run(p.lazy_grammar, False), trigger="<")
+                yield i, p, LazyGrammarRun(run(p.grammar), run(p.lazy_grammar), trigger="<")
             else:
-                r = run(p.grammar, p.grammar is None)
-            yield i, p, r
+                yield i, p, run(p.grammar)
 
     def generate(self, request: GenerationRequest,
                  disconnected: Optional[DisconnectCheck] = None) -> Generation:

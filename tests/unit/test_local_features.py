@@ -96,3 +96,32 @@ def test_suffix_guard_never_repeats_the_suffix_start():
 def test_fallback_stops_at_the_first_suffix_line():
     assert fim._fallback_stops("\n\n   return x\nfoo") == ["return x"]
     assert fim._fallback_stops("\n  \n") == []
+
+
+class _FakeRun:
+    def __init__(self, texts, finish="stop"):
+        self.texts, self.finish_reason, self.completion_tokens = texts, None, 0
+        self._finish, self.closed = finish, False
+
+    def __iter__(self):
+        try:
+            for t in self.texts:
+                self.completion_tokens += 1
+                yield Piece(t)
+            self.finish_reason = self._finish
+        finally:
+            self.closed = True
+
+
+def test_lazy_grammar_run_switches_only_when_the_output_opens_a_call():
+    from service.providers.llama_runner import LazyGrammarRun
+
+    free, constrained = _FakeRun(["\n", "<tool", "_call>junk"]), _FakeRun(["<tool_call>[…]"])
+    run = LazyGrammarRun(free, constrained, trigger="<")
+    assert [p.text for p in run] == ["<tool_call>[…]"]
+    assert run.triggered and free.closed and run.completion_tokens == 3 and run.finish_reason == "stop"
+
+    free, constrained = _FakeRun([" ", "Hello", " <b>"], "length"), _FakeRun(["never"])
+    run = LazyGrammarRun(free, constrained, trigger="<")
+    assert "".join(p.text for p in run) == " Hello <b>"
+    assert not run.triggered and run.finish_reason == "length" and constrained.completion_tokens == 0
