@@ -146,7 +146,8 @@ def _tool_text_cached(spec: str, parallel: bool) -> str:
 
 def tool_grammar(llama, tools: list[tuple[str, Optional[dict]]], *,
                  parallel: bool) -> LlamaGrammar:
-    spec = json.dumps([{"name": n, "parameters": p} for n, p in tools], sort_keys=True)
+    # Key order kept: the grammar writes properties in the order the schema declares them.
+    spec = json.dumps([{"name": n, "parameters": p} for n, p in tools])
     return compile_grammar(llama, _tool_text_cached(spec, parallel), "tools")
 
 
@@ -161,7 +162,7 @@ def response_format_grammar(llama, response_format: dict[str, Any]) -> Optional[
         schema = schema_of(response_format)
         if schema is None:
             return compile_grammar(llama, JSON_GBNF, "response_format")
-        return compile_grammar(llama, _schema_text_cached(json.dumps(schema, sort_keys=True)),
+        return compile_grammar(llama, _schema_text_cached(json.dumps(schema)),
                                "response_format.json_schema")
     raise errors.UnsupportedFeature(f"response_format type {kind!r} is not supported",
                                     param="response_format.type")

@@ -87,12 +87,17 @@ def streamed_calls(chunks) -> tuple[list, str, str]:
     return objs, text, finish
 
 
+# One llama.cpp thread: on a loaded 2-core machine two spinning threads can stall for minutes.
+@pytest.fixture(scope="module")
+def local_url():
+    """The embedded model with the default "auto" (the model may answer in text)."""
+    with serve(create_app(make_settings(local_n_threads=1))) as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
 def agent_url():
-    """A gateway where tool_choice "auto" must call (LOCAL_AUTO_TOOL_CHOICE=required).
-
-    One llama.cpp thread: on a loaded 2-core machine two spinning threads can stall.
-    """
+    """A gateway where tool_choice "auto" must call (LOCAL_AUTO_TOOL_CHOICE=required)."""
     with serve(create_app(make_settings(local_auto_tool_choice="required",
                                         local_n_threads=1))) as url:
         yield url
