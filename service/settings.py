@@ -162,13 +162,21 @@ class Settings(BaseSettings):
         None, description="TOML file of [[endpoints]] served as static JSON.")
 
     # --- local model features: tools, JSON, FIM, embeddings (issue 8) -----------------
+    local_embedding_model_path: Optional[Path] = Field(
+        None, description="GGUF used for /v1/embeddings on the local backend; default: "
+                          "LOCAL_MODEL_PATH's model (a weak embedder).")
+    local_embedding_n_ctx: int = Field(512, ge=16, le=131_072,
+                                       description="Longest input embedded, in tokens.")
+    local_auto_tool_choice: Literal["model", "required"] = Field(
+        "model", description='What tool_choice "auto" means locally: the model may answer in '
+                             'text ("model") or must call a tool ("required").')
 
     @field_validator("lm_studio_base_url", "internal_completions_url", "vertex_base_url")
     @classmethod
     def _urls(cls, value, info):
         return _http_url(info.field_name, value)
 
-    @field_validator("local_model_path", "custom_endpoints_file")
+    @field_validator("local_model_path", "custom_endpoints_file", "local_embedding_model_path")
     @classmethod
     def _model_path(cls, value: Optional[Path]):
         if value is not None and not value.is_file():

@@ -19,6 +19,7 @@ class InternalProvider(OpenAICompatProvider):
     name = "internal"
     supports_chat = False
     supports_images = False
+    supports_embeddings = False
 
     def list_models(self) -> list[ModelInfo]:
         return []

@@ -51,11 +51,75 @@ class _ProbeLogits:
         return logits
 
 
+class DryPenalty:
+    """The DRY ("don't repeat yourself") penalty, over the run's own output only.
+
+    A token that would extend a sequence the output already contains is pushed
+    down by ``multiplier * base ** (match_length - allowed_length)``; matches do
+    not extend across sequence breakers (tokens holding a quote, newline, colon
+    or comma), so closing a JSON string is never penalised; ``frequency`` also
+    pushes down each non-breaker token by its count so far (a loop that varies,
+    ``Project1/Project2/…``, ends too). Used on constrained runs, where a small
+    model looping inside a string would otherwise run to ``max_tokens`` and
+    leave a call unfinished. Copying from the prompt is free.
+    """
+
+    def __init__(self, llama, n_prompt: int, multiplier: float = 2.0, base: float = 2.0,
+                 allowed_length: int = 2, breakers: str = '"\n:,', frequency: float = 0.5):
+        self.n_prompt = n_prompt
+        self.frequency = frequency
+        self.multiplier = multiplier
+        self.base = base
+        self.allowed = allowed_length
+        self._llama = llama
+        self._breaker_chars = breakers
+        self._breaks: dict[int, bool] = {}
+
+    def _is_breaker(self, token: int) -> bool:
+        hit = self._breaks.get(token)
+        if hit is None:
+            text = self._llama.detokenize([token]).decode("utf-8", errors="replace")
+            hit = self._breaks[token] = any(c in text for c in self._breaker_chars)
+        return hit
+
+    def __call__(self, input_ids, logits):
+        out = list(input_ids[self.n_prompt:])
+        n = len(out)
+        if n < 2:
+            return logits
+        longest: dict[int, int] = {}
+        last = out[-1]
+        if self._is_breaker(last):
+            return logits
+        for j in range(n - 1):
+            if out[j] != last:
+                continue
+            length = 1
+            while (length <= j and out[j - length] == out[n - 1 - length]
+                   and not self._is_breaker(out[j - length])):
+                length += 1
+            follower = out[j + 1]
+            if length > longest.get(follower, 0):
+                longest[follower] = length
+        for token, length in longest.items():
+            if length >= self.allowed:
+                logits[token] -= self.multiplier * self.base ** (length - self.allowed)
+        if self.frequency:
+            counts: dict[int, int] = {}
+            for t in out:
+                if not self._is_breaker(t):
+                    counts[t] = counts.get(t, 0) + 1
+            for t, c in counts.items():
+                logits[t] -= self.frequency * c
+        return logits
+
+
 class TokenRun:
     """Iterate to get text pieces; ``finish_reason`` and ``completion_tokens`` after."""
 
     def __init__(self, llama, prompt_tokens: list[int], *, max_tokens: int, stop: list[str],
-                 sampling: Sampling, grammar=None, want_logprobs: bool = False):
+                 sampling: Sampling, grammar=None, want_logprobs: bool = False,
+                 dry: bool = False):
         self.llama = llama
         self.prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
@@ -66,6 +130,7 @@ class TokenRun:
         self.finish_reason: Optional[str] = None
         self.completion_tokens = 0
         self._probe = _ProbeLogits() if want_logprobs else None
+        self._dry = DryPenalty(llama, len(prompt_tokens)) if dry else None
 
     def __iter__(self) -> Iterator[Piece]:
         llama, s = self.llama, self.sampling
@@ -79,7 +144,8 @@ class TokenRun:
             self.prompt_tokens, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
             temp=s.temperature, repeat_penalty=s.repeat_penalty,
             presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
-            logits_processor=[self._probe] if self._probe else None, grammar=self.grammar)
+            logits_processor=[p for p in (self._probe, self._dry) if p] or None,
+            grammar=self.grammar)
         try:
             for token in gen:
                 self.completion_tokens += 1
@@ -129,3 +195,52 @@ def _partial_stop_len(text: str, stops: list[str], longest: int) -> int:
         if any(s.startswith(tail) for s in stops):
             return n
     return 0
+
+
+class LazyGrammarRun:
+    """A run that starts unconstrained and restarts under ``grammar`` if it opens with ``trigger``.
+
+    Text answers pay nothing for the grammar; once the model's first non-blank
+    output starts with ``trigger`` (e.g. ``<`` of ``<tool_call>``) generation is
+    restarted from the same prompt (its KV cache is reused) with the grammar on.
+    Same interface as :class:`TokenRun`.
+    """
+
+    def __init__(self, free: TokenRun, constrained: TokenRun, trigger: str):
+        self.free = free
+        self.constrained = constrained
+        self.trigger = trigger
+        self.triggered = False
+        self._current = free
+
+    @property
+    def finish_reason(self) -> Optional[str]:
+        return self._current.finish_reason
+
+    @property
+    def completion_tokens(self) -> int:
+        spent = self.free.completion_tokens
+        return spent + self.constrained.completion_tokens if self.triggered else spent
+
+    def __iter__(self) -> Iterator[Piece]:
+        it = iter(self.free)
+        seen = ""
+        try:
+            for piece in it:
+                if not seen.strip():
+                    seen += piece.text
+                    if seen.lstrip().startswith(self.trigger):
+                        break
+                    if not seen.strip():
+                        continue  # blank so far: undecided
+                    piece = Piece(seen, piece.logprobs)
+                yield piece
+            else:
+                if seen and not seen.strip():
+                    yield Piece(seen)
+                return
+        finally:
+            it.close()
+        self.triggered = True
+        self._current = self.constrained
+        yield from self.constrained

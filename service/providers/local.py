@@ -9,27 +9,40 @@ The model is loaded at start when local is the default provider (so the first
 request is not slow and health is truthful), else on first use;
 ``LOCAL_PRELOAD`` overrides. ``reload()`` takes the generation lock, so
 requests in flight finish before the model is swapped.
+
+Beyond plain text (README "Local model features"): tool calls
+(:mod:`.tool_calls`) and JSON output under llama.cpp grammars
+(:mod:`.grammars`), fill-in-the-middle for completions with a ``suffix``
+(:mod:`.fim`), and embeddings from a second, embedding-mode instance
+(:mod:`.local_embeddings`). :meth:`LocalProvider._prepare` decides per request
+what the token loop gets; :func:`_choice_chunks` turns its pieces into chunks,
+and ``generate`` is the same chunks folded into a whole choice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import logging
 import re
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
 from .. import metrics
 from ..core import errors
 from ..core.types import (
-    Choice, Chunk, ChunkStream, Generation, GenerationRequest, ModelInfo, Usage,
+    Choice, Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest,
+    ModelInfo, ToolCall, Usage,
 )
 from ..settings import Settings
+from . import fim, grammars, tool_calls
 from .base import DisconnectCheck, Provider
-from .llama_runner import Sampling, TokenRun
+from .llama_runner import LazyGrammarRun, Sampling, TokenRun
+from .local_embeddings import LocalEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +121,7 @@ class ModelGate:
 class LocalProvider(Provider):
     name = "local"
     supports_images = False
+    supports_embeddings = True
 
     def __init__(self, settings: Settings, *, preload: bool = False):
         self.settings = settings
@@ -120,6 +134,9 @@ class LocalProvider(Provider):
         self.loading = False
         self.load_error: Optional[str] = None
         self._info: Optional[ModelInfo] = None
+        self.embedder = LocalEmbedder(
+            settings, settings.local_embedding_model_path or self.path,
+            ModelGate(settings.local_max_queue, settings.local_max_wait_seconds))
         if preload:
             self._ensure_loaded()
 
@@ -187,6 +204,7 @@ class LocalProvider(Provider):
         if self._llama is not None:
             self._llama.close()
             self._llama = None
+        self.embedder.close()
 
     # ---- models -------------------------------------------------------------
     def list_models(self) -> list[ModelInfo]:
@@ -202,15 +220,19 @@ class LocalProvider(Provider):
         st = self.path.stat()
         meta = dict(self._llama.metadata) if self._llama is not None else {}
         arch = meta.get("general.architecture")
-        ctx = meta.get(f"{arch}.context_length") if arch else None
+        trained = meta.get(f"{arch}.context_length") if arch else None
+        # Clients size prompts by this: report the window served (LOCAL_N_CTX), not the trained one.
+        ctx = self.settings.local_n_ctx
+        if trained and trained.isdigit():
+            ctx = min(ctx, int(trained))
         digest = hashlib.sha256(f"{self.path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
         quant = re.search(r"(i?q\d\w*|f16|f32|bf16)$", self.path.name.removesuffix(".gguf"), re.I)
         return ModelInfo(
             id=self.model_id, provider=self.name, owned_by="local", created=int(st.st_mtime),
-            context_length=int(ctx) if ctx and ctx.isdigit() else None, size_bytes=st.st_size,
+            context_length=ctx, size_bytes=st.st_size,
             family=arch, parameter_size=meta.get("general.size_label"),
             quantization=quant.group(1).upper() if quant else None, format="gguf",
-            digest=digest, supports_tools=False, supports_vision=False,
+            digest=digest, supports_tools=True, supports_vision=False, supports_embeddings=True,
             chat_template=meta.get("tokenizer.chat_template"), metadata=meta)
 
     # ---- generation ---------------------------------------------------------
@@ -218,42 +240,65 @@ class LocalProvider(Provider):
         if request.has_images():
             raise errors.UnsupportedFeature(
                 f"model '{self.model_id}' does not accept images", param="messages")
-        if request.tools and request.tool_choice != "none":
-            raise errors.UnsupportedFeature(
-                f"tools are not supported by model '{self.model_id}'", param="tools")
-        if request.response_format and request.response_format.get("type") not in (None, "text"):
-            raise errors.UnsupportedFeature(
-                f"response_format {request.response_format.get('type')!r} is not supported by "
-                f"model '{self.model_id}'", param="response_format")
+        for i, t in enumerate(request.tools):
+            if not _TOOL_NAME.fullmatch(t.name):
+                raise errors.InvalidRequest(
+                    f"tool name {t.name!r} must match {_TOOL_NAME.pattern}",
+                    param=f"tools[{i}].function.name")
         if request.n > 8:
             raise errors.InvalidRequest("n must be at most 8 for the local model", param="n")
 
-    def _prompt_tokens(self, llama, request: GenerationRequest) -> tuple[list[int], list[str], str]:
-        """Token ids of the prompt, the template's stop strings, and the echo text."""
+    def _prepare(self, llama, request: GenerationRequest) -> "_Prepared":
+        """Prompt tokens, stops, grammars and output handling for a request."""
+        plan = tool_calls.plan_for(
+            request, auto_required=self.settings.local_auto_tool_choice == "required")
+        fmt = request.response_format or {}
+        json_grammar = grammars.response_format_grammar(llama, fmt) if fmt else None
+        p = _Prepared(plan=plan, grammar=json_grammar)
         if request.kind == "chat":
-            prompt, stops = self._formatter(request.messages)
-            tokens = llama.tokenize(prompt.encode(), add_bos=False, special=True)
-            echo = ""
+            prompt, p.stops = self._formatter(request.messages, plan)
+            p.tokens = llama.tokenize(prompt.encode(), add_bos=False, special=True)
+        elif request.suffix:
+            p.tokens, p.stops = fim.fim_prompt(llama, request.prompt, request.suffix,
+                                               _adds_bos(llama))
+            p.suffix = request.suffix
+            p.echo = request.prompt if request.echo else ""
         else:
-            prompt, stops = request.prompt, []
-            tokens = llama.tokenize(prompt.encode(), add_bos=_adds_bos(llama), special=False)
-            echo = prompt if request.echo else ""
-        if len(tokens) >= llama.n_ctx():
+            p.tokens = llama.tokenize(request.prompt.encode(), add_bos=_adds_bos(llama),
+                                      special=False)
+            p.echo = request.prompt if request.echo else ""
+        if plan is not None:
+            tool_grammar = grammars.tool_grammar(llama, plan.schemas, parallel=plan.parallel)
+            if plan.must_call:
+                p.grammar = tool_grammar
+            else:
+                p.lazy_grammar = tool_grammar
+        if len(p.tokens) >= llama.n_ctx():
             raise errors.InvalidRequest(
-                f"the prompt is {len(tokens)} tokens; model '{self.model_id}' has a context of "
+                f"the prompt is {len(p.tokens)} tokens; model '{self.model_id}' has a context of "
                 f"{llama.n_ctx()} tokens (LOCAL_N_CTX)", param="messages" if request.kind == "chat"
                 else "prompt", code="context_length_exceeded")
-        return tokens, stops, echo
+        return p
 
-    def _runs(self, llama, request: GenerationRequest, want_logprobs: bool):
-        tokens, stops, echo = self._prompt_tokens(llama, request)
-        budget = llama.n_ctx() - len(tokens)
+    def _runs(self, llama, request: GenerationRequest):
+        p = self._prepare(llama, request)
+        budget = llama.n_ctx() - len(p.tokens)
         max_tokens = min(request.max_tokens or self.settings.local_default_max_tokens, budget)
+        want_logprobs = request.logprobs is not None
         for i in range(request.n):
             seed = request.seed + i if request.seed is not None else None
-            yield i, tokens, echo, TokenRun(
-                llama, tokens, max_tokens=max_tokens, stop=list(request.stop) + stops,
-                sampling=_sampling(request, seed), want_logprobs=want_logprobs)
+
+            def run(grammar):
+                # A user stop string inside constrained output would cut it malformed.
+                stops = (list(request.stop) if grammar is None else []) + p.stops
+                return TokenRun(llama, p.tokens, max_tokens=max_tokens, stop=stops,
+                                sampling=_sampling(request, seed), grammar=grammar,
+                                want_logprobs=want_logprobs, dry=grammar is not None)
+
+            if p.lazy_grammar is not None:
+                yield i, p, LazyGrammarRun(run(p.grammar), run(p.lazy_grammar), trigger="<")
+            else:
+                yield i, p, run(p.grammar)
 
     def generate(self, request: GenerationRequest,
                  disconnected: Optional[DisconnectCheck] = None) -> Generation:
@@ -263,17 +308,15 @@ class LocalProvider(Provider):
         try:
             llama = self._ensure_loaded()
             choices, usage = [], Usage()
-            for i, tokens, echo, run in self._runs(llama, request, request.logprobs is not None):
-                parts, lps = [echo], []
-                for piece in run:
-                    parts.append(piece.text)
-                    lps.extend(piece.logprobs)
+            for i, p, run in self._runs(llama, request):
+                choice = Choice(index=i, token_logprobs=[] if request.logprobs is not None else None)
+                for chunk in _choice_chunks(i, p, run, request):
+                    _merge(choice, chunk)
                     if disconnected is not None and disconnected():
                         log.info("client went away; generation stopped")
                         raise errors.GatewayError("client disconnected", status=499)
-                choices.append(Choice(index=i, text="".join(parts), finish_reason=run.finish_reason,
-                                      token_logprobs=lps if request.logprobs is not None else None))
-                usage.prompt_tokens = len(tokens)
+                choices.append(choice)
+                usage.prompt_tokens = len(p.tokens)
                 usage.completion_tokens += run.completion_tokens
             return Generation(model=request.model, choices=choices, usage=usage, provider=self.name)
         finally:
@@ -285,7 +328,7 @@ class LocalProvider(Provider):
         self.gate.acquire(f"local model '{self.model_id}'")
         try:
             llama = self._ensure_loaded()
-            runs = self._runs(llama, request, request.logprobs is not None)
+            runs = self._runs(llama, request)
             first = next(runs)  # tokenizes now, so a too-long prompt is a plain 400
         except BaseException:
             self.gate.release()
@@ -295,16 +338,75 @@ class LocalProvider(Provider):
 
     def _chunks(self, first, runs, request: GenerationRequest) -> Iterator[Chunk]:
         usage = Usage()
-        role = "assistant" if request.kind == "chat" else None
-        for i, tokens, echo, run in _chain(first, runs):
-            yield Chunk(index=i, role=role, text=echo)
-            for piece in run:
-                yield Chunk(index=i, text=piece.text,
-                            token_logprobs=piece.logprobs if request.logprobs is not None else None)
-            usage.prompt_tokens = len(tokens)
+        for i, p, run in _chain(first, runs):
+            yield from _choice_chunks(i, p, run, request)
+            usage.prompt_tokens = len(p.tokens)
             usage.completion_tokens += run.completion_tokens
-            yield Chunk(index=i, finish_reason=run.finish_reason)
         yield Chunk(index=-1, usage=usage)
+
+    # ---- embeddings -----------------------------------------------------------
+    def embed(self, request: EmbeddingRequest) -> Embeddings:
+        vectors, count = self.embedder.embed(request.inputs, request.model, request.dimensions)
+        return Embeddings(model=request.model, vectors=vectors, prompt_tokens=count,
+                          provider=self.name)
+
+
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A request made ready for the token loop."""
+
+    tokens: list[int] = field(default_factory=list)
+    stops: list[str] = field(default_factory=list)   # the template's or FIM's, not the user's
+    echo: str = ""
+    plan: Optional[tool_calls.ToolPlan] = None
+    grammar: object = None        # applied from the first token
+    lazy_grammar: object = None   # applied once the model opens a tool call
+    suffix: Optional[str] = None  # FIM: output must not run into it
+
+
+def _choice_chunks(i: int, p: _Prepared, run, request: GenerationRequest) -> Iterator[Chunk]:
+    """One choice's chunks: role, text or tool-call fragments, then its finish."""
+    lp = request.logprobs is not None
+    yield Chunk(index=i, role="assistant" if request.kind == "chat" else None, text=p.echo)
+    pieces = iter(run)
+    if p.suffix:
+        pieces = fim.SuffixGuard(p.suffix).wrap(pieces)
+    parser = tool_calls.ToolCallParser() if p.plan is not None else None
+    for piece in pieces:
+        logprobs = piece.logprobs if lp else None
+        if parser is None:
+            yield Chunk(index=i, text=piece.text, token_logprobs=logprobs)
+            continue
+        text, deltas = parser.feed(piece.text)
+        if text or deltas or logprobs:
+            yield Chunk(index=i, text=text, tool_calls=deltas, token_logprobs=logprobs)
+    finish = run.finish_reason
+    if parser is not None:
+        rest = parser.finish()
+        if rest:
+            yield Chunk(index=i, text=rest)
+        if parser.calls:
+            if not parser.complete:
+                log.info("max_tokens cut a tool call short; kept the %d complete call(s)",
+                         len(parser.calls))
+            finish = "tool_calls"
+    yield Chunk(index=i, finish_reason=finish)
+
+
+def _merge(choice: Choice, chunk: Chunk) -> None:
+    """Fold a streamed chunk into a whole choice."""
+    choice.text += chunk.text
+    for d in chunk.tool_calls:
+        if d.id is not None:
+            choice.tool_calls.append(ToolCall(id=d.id, name=d.name or "", arguments=""))
+        choice.tool_calls[d.index].arguments += d.arguments
+    if chunk.token_logprobs and choice.token_logprobs is not None:
+        choice.token_logprobs.extend(chunk.token_logprobs)
+    if chunk.finish_reason:
+        choice.finish_reason = chunk.finish_reason
 
 
 def _chain(first, rest):
@@ -334,7 +436,13 @@ def _sampling(request: GenerationRequest, seed: Optional[int]) -> Sampling:
 
 
 def _chat_formatter(llama):
-    """Render messages with the GGUF's own chat template (ChatML when it has none)."""
+    """Render messages (and tools) with the GGUF's own chat template (ChatML when it has none).
+
+    Templates that reference ``tools`` render them and earlier tool calls
+    themselves; for the others the generic tool prompt joins the system
+    message and earlier calls are written in the ``<tool_call>`` format.
+    """
+    import jinja2.meta
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     meta = llama.metadata
@@ -343,6 +451,8 @@ def _chat_formatter(llama):
         template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
                     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
                     "{% endif %}")
+    renders_tools = "tools" in jinja2.meta.find_undeclared_variables(
+        jinja2.Environment().parse(template))
 
     def token_text(key: str) -> str:
         tid = meta.get(key)
@@ -351,10 +461,18 @@ def _chat_formatter(llama):
     fmt = Jinja2ChatFormatter(template=template, eos_token=token_text("tokenizer.ggml.eos_token_id"),
                               bos_token=token_text("tokenizer.ggml.bos_token_id"))
 
-    def render(messages) -> tuple[str, list[str]]:
-        rendered = [_template_message(m) for m in messages]
+    def render(messages, plan: Optional[tool_calls.ToolPlan] = None) -> tuple[str, list[str]]:
+        kwargs = {}
+        if renders_tools:
+            rendered = [_template_message_native(m) for m in messages]
+            if plan is not None:
+                kwargs["tools"] = tool_calls.openai_tools(plan.tools)
+        else:
+            rendered = [_template_message(m) for m in messages]
+            if plan is not None:
+                rendered = _with_system(rendered, tool_calls.generic_tool_prompt(plan))
         try:
-            out = fmt(messages=rendered)
+            out = fmt(messages=rendered, **kwargs)
         except Exception as exc:  # template raise_exception(), e.g. role order rules
             raise errors.InvalidRequest(f"the model's chat template rejected the messages: {exc}",
                                         param="messages") from exc
@@ -363,10 +481,41 @@ def _chat_formatter(llama):
     return render
 
 
+def _with_system(rendered: list[dict], extra: str) -> list[dict]:
+    if rendered and rendered[0]["role"] == "system":
+        first = dict(rendered[0], content=f"{rendered[0]['content']}\n\n{extra}")
+        return [first] + rendered[1:]
+    return [{"role": "system", "content": extra}] + rendered
+
+
 def _template_message(m) -> dict:
+    """A message for a template that knows nothing of tools."""
     role = "system" if m.role == "developer" else m.role
     content = m.text()
     if m.tool_calls:
-        calls = "\n".join(f'{{"name": "{c.name}", "arguments": {c.arguments}}}' for c in m.tool_calls)
+        calls = tool_calls.render_calls(m.tool_calls)
         content = f"{content}\n{calls}" if content else calls
+    if role == "tool":  # plain templates may only know system/user/assistant
+        role, content = "user", f"<tool_response>\n{content}\n</tool_response>"
     return {"role": role, "content": content}
+
+
+def _template_message_native(m) -> dict:
+    """A message for a template that renders tool calls and results itself."""
+    out: dict = {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+    if m.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "type": "function",
+                              "function": {"name": c.name, "arguments": _json_or_text(c.arguments)}}
+                             for c in m.tool_calls]
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    if m.name:
+        out["name"] = m.name
+    return out
+
+
+def _json_or_text(arguments: str):
+    try:
+        return json.loads(arguments or "{}")
+    except ValueError:
+        return arguments

@@ -8,7 +8,9 @@ client only sees a usage chunk when it asked for one.
 
 from __future__ import annotations
 
+import base64
 import logging
+import struct
 import threading
 import time
 from typing import Any, Iterator, Optional
@@ -17,8 +19,8 @@ import orjson
 
 from ..core import errors
 from ..core.types import (
-    Choice, Chunk, ChunkStream, Generation, GenerationRequest, ImagePart, Message,
-    ModelInfo, TextPart, ToolCall, ToolCallDelta, Usage,
+    Choice, Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest,
+    ImagePart, Message, ModelInfo, TextPart, ToolCall, ToolCallDelta, Usage,
 )
 from ..settings import Settings
 from .base import DisconnectCheck, Provider
@@ -35,6 +37,7 @@ class OpenAICompatProvider(Provider):
 
     name = "openai"
     supports_images = True
+    supports_embeddings = True
 
     def __init__(self, settings: Settings, http: HttpClient, base_url: str,
                  api_key: Optional[str] = None, *, label: str = "upstream"):
@@ -98,6 +101,13 @@ class OpenAICompatProvider(Provider):
         except errors.GatewayError as exc:
             return exc.message
         return None
+
+    # ---- embeddings -----------------------------------------------------------
+    def embed(self, request: EmbeddingRequest) -> Embeddings:
+        body = encode_embedding_request(request)
+        answer = self.http.send("POST", f"{self.base_url}/v1/embeddings", body=body,
+                                headers=self._headers, upstream=self.label).json()
+        return decode_embeddings(answer, request, self.name)
 
     def close(self) -> None:
         pass  # the session belongs to the app
@@ -283,3 +293,45 @@ def _event_chunks(event: dict, kind: str) -> Iterator[Chunk]:
     usage = _usage(event.get("usage"))
     if usage is not None:
         yield Chunk(index=-1, usage=usage)
+
+
+# ---- embeddings ------------------------------------------------------------------------
+def encode_embedding_request(r: EmbeddingRequest) -> dict[str, Any]:
+    """The client's body (unknown fields kept) or one built from the internal request.
+
+    Vectors are always asked for as floats: the gateway re-encodes for its client.
+    """
+    if r.raw_family == "openai" and r.raw is not None:
+        body = dict(r.raw)
+    else:
+        body = {"input": r.inputs}
+        if r.dimensions is not None:
+            body["dimensions"] = r.dimensions
+        if r.user is not None:
+            body["user"] = r.user
+    body["model"] = r.model
+    body["encoding_format"] = "float"
+    return body
+
+
+def decode_embeddings(body: Any, request: EmbeddingRequest, provider: str) -> Embeddings:
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise errors.UpstreamError("upstream answered embeddings without a 'data' list")
+    rows = sorted((d for d in body["data"] if isinstance(d, dict)),
+                  key=lambda d: d.get("index", 0))
+    vectors = [_vector(d.get("embedding")) for d in rows]
+    if len(vectors) != len(request.inputs):
+        raise errors.UpstreamError(
+            f"upstream returned {len(vectors)} embeddings for {len(request.inputs)} inputs")
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    return Embeddings(model=body.get("model") or request.model, vectors=vectors,
+                      prompt_tokens=int(usage.get("prompt_tokens") or 0), provider=provider)
+
+
+def _vector(value: Any) -> list[float]:
+    if isinstance(value, str):  # an upstream that ignored encoding_format=float
+        raw = base64.b64decode(value)
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    if isinstance(value, list) and all(isinstance(x, (int, float)) for x in value):
+        return [float(x) for x in value]
+    raise errors.UpstreamError("upstream sent an embedding that is not a list of numbers")

@@ -98,3 +98,24 @@ def test_internal_provider_posts_completions_to_its_url():
                                        max_tokens=4))
     assert gen.choices[0].text == "world" and not p.supports_chat
     assert json.loads(responses.calls[0].request.body)["prompt"] == "hello"
+
+
+@responses.activate
+def test_embed_builds_body_decodes_base64_and_checks_count(provider):
+    import base64
+    import struct
+
+    from service.core.types import EmbeddingRequest
+
+    packed = base64.b64encode(struct.pack("<3f", 0.5, -1.0, 2.0)).decode()
+    responses.post(f"{BASE}/v1/embeddings", json={
+        "model": "e", "usage": {"prompt_tokens": 4, "total_tokens": 4},
+        "data": [{"index": 1, "embedding": [1, 2, 3]}, {"index": 0, "embedding": packed}]})
+    emb = provider.embed(EmbeddingRequest(model="e", inputs=["a", "b"], dimensions=3))
+    sent = json.loads(responses.calls[0].request.body)
+    assert sent == {"input": ["a", "b"], "dimensions": 3, "model": "e", "encoding_format": "float"}
+    assert emb.vectors == [[0.5, -1.0, 2.0], [1.0, 2.0, 3.0]] and emb.prompt_tokens == 4
+
+    responses.post(f"{BASE}/v1/embeddings", json={"data": [{"index": 0, "embedding": [1]}]})
+    with pytest.raises(errors.UpstreamError):
+        provider.embed(EmbeddingRequest(model="e", inputs=["a", "b"]))

@@ -11,6 +11,8 @@ Behaviours (the request's ``model`` picks one; counters per model):
 - ``stream-error``: streams a chunk then ``data: {"error": …}``.
 - ``badevent``: streams a non-JSON ``data:`` line.
 - ``tools``: answers with a ``get_weather`` tool call (streamed in fragments).
+- ``/v1/embeddings`` (any model): an 8-float (or ``dimensions``) vector per input,
+  derived from a hash of the input; base64 when asked.
 - ``endless``: streams a chunk every 50 ms until the client goes away; records
   that in ``state.disconnects``.
 
@@ -19,8 +21,11 @@ Used by tests and by ``benchmarks/`` (``echo`` is cheap enough to measure agains
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -131,6 +136,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             return
 
+        if self.path.endswith("/embeddings"):
+            return self._embeddings(model, body)
         text = "echo: " + _last_text(body, chat)
         if model == "tools":
             return self._tools(model, stream)
@@ -226,6 +233,23 @@ class Handler(BaseHTTPRequestHandler):
                                               "total_tokens": 30}})
         self._event(b"[DONE]")
         self._end_stream()
+
+
+    def _embeddings(self, model, body):
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) or (
+            inputs and isinstance(inputs[0], int)) else inputs
+        dims = int(body.get("dimensions") or 8)
+        data = []
+        for i, x in enumerate(inputs):
+            digest = hashlib.sha256(json.dumps(x).encode()).digest()
+            vec = [round(b / 255, 6) for b in (digest * 8)[:dims]]
+            if body.get("encoding_format") == "base64":
+                vec = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": vec})
+        self._send_json(200, {"object": "list", "model": model, "data": data,
+                              "usage": {"prompt_tokens": 3 * len(inputs),
+                                        "total_tokens": 3 * len(inputs)}})
 
 
 def _last_text(body: dict, chat: bool) -> str:

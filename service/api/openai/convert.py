@@ -7,16 +7,21 @@ objects, and a stream of :class:`Chunk` -> SSE chunk objects.
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any, Optional
 
+import numpy as np
 import orjson
 
 from ...core import errors
 from ...core.types import (
-    Chunk, Generation, GenerationRequest, ImagePart, Message, TextPart, Tool, ToolCall, Usage,
+    Chunk, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ImagePart, Message,
+    TextPart, Tool, ToolCall, Usage,
 )
-from .protocol import ChatCompletionRequest, CompletionRequest, ImagePartIn, MessageIn
+from .protocol import (
+    ChatCompletionRequest, CompletionRequest, EmbeddingRequestIn, ImagePartIn, MessageIn,
+)
 
 _CHAT_FIELDS = set(ChatCompletionRequest.model_fields)
 _COMPLETION_FIELDS = set(CompletionRequest.model_fields)
@@ -100,6 +105,42 @@ def completion_requests(w: CompletionRequest, body: dict) -> list[GenerationRequ
             r.raw = None  # each prompt is sent on its own
         out.append(r)
     return out
+
+
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's limit per request
+
+
+def embedding_request(w: EmbeddingRequestIn, body: dict) -> EmbeddingRequest:
+    """``input`` as a string, strings, token ids or lists of token ids -> one list of inputs."""
+    inp = w.input
+    if isinstance(inp, str):
+        inputs: list = [inp]
+    elif inp and all(isinstance(x, int) for x in inp):
+        inputs = [list(inp)]  # one token array
+    else:
+        inputs = list(inp)
+    if not inputs:
+        raise errors.InvalidRequest("'input' must not be empty", param="input")
+    if len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise errors.InvalidRequest(f"'input' may hold at most {MAX_EMBEDDING_INPUTS} items",
+                                    param="input")
+    for i, x in enumerate(inputs):
+        if not x:
+            raise errors.InvalidRequest(f"'input[{i}]' must not be empty", param="input")
+    return EmbeddingRequest(model=w.model, inputs=inputs, dimensions=w.dimensions, user=w.user,
+                            raw=body, raw_family="openai")
+
+
+def embeddings_response(emb: Embeddings, encoding_format: str) -> dict:
+    def encode(v: list[float]):
+        if encoding_format == "base64":  # little-endian float32, as OpenAI sends
+            return base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
+        return v
+
+    return {"object": "list", "model": emb.model,
+            "data": [{"object": "embedding", "index": i, "embedding": encode(v)}
+                     for i, v in enumerate(emb.vectors)],
+            "usage": {"prompt_tokens": emb.prompt_tokens, "total_tokens": emb.prompt_tokens}}
 
 
 # ---- responses ------------------------------------------------------------------

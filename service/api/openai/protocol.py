@@ -135,6 +135,14 @@ class CompletionRequest(SamplingFields):
     best_of: Optional[int] = Field(None, ge=1)
 
 
+class EmbeddingRequestIn(_Wire):
+    model: str = ""
+    input: Union[str, list[str], list[int], list[list[int]]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Optional[int] = Field(None, ge=1)
+    user: Optional[str] = None
+
+
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "literal", "union"}
 
 

@@ -9,13 +9,13 @@ import orjson
 from flask import Blueprint, Response, request
 
 from ...core import errors
-from ...core.types import ChunkStream, GenerationRequest
+from ...core.types import ChunkStream, EmbeddingRequest, GenerationRequest
 from ...gateway import get_gateway
 from ..context import RequestRecord, current_record, disconnect_check, read_json
 from ..errors import register_renderer, to_gateway_error
 from ..streaming import SSE_DONE, sse_event, sse_response
 from . import convert
-from .protocol import ChatCompletionRequest, CompletionRequest, parse
+from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequestIn, parse
 
 log = logging.getLogger(__name__)
 bp = Blueprint("openai", __name__, url_prefix="/v1")
@@ -26,9 +26,10 @@ def _json(obj, status: int = 200) -> Response:
     return Response(orjson.dumps(obj), status=status, mimetype="application/json")
 
 
-def _route(req: GenerationRequest, record: RequestRecord):
+def _route(req: GenerationRequest | EmbeddingRequest, record: RequestRecord):
     provider = get_gateway().router.resolve(req)
-    record.model, record.provider, record.stream = req.model, provider.name, req.stream
+    record.model, record.provider = req.model, provider.name
+    record.stream = getattr(req, "stream", False)
     return provider
 
 
@@ -65,6 +66,17 @@ def completions():
         gens.append(provider.generate(r, check))
         _account(record, gens[-1].usage)
     return _json(convert.completion_response(gens))
+
+
+@bp.post("/embeddings")
+def embeddings():
+    body = read_json()
+    wire = parse(EmbeddingRequestIn, body)
+    req = convert.embedding_request(wire, body)
+    record = current_record()
+    emb = _route(req, record).embed(req)
+    record.prompt_tokens = emb.prompt_tokens
+    return _json(convert.embeddings_response(emb, wire.encoding_format))
 
 
 def _sse(stream: ChunkStream, req: GenerationRequest, record: RequestRecord) -> Iterator[bytes]:
