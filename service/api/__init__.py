@@ -7,7 +7,9 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     from . import health
+    from .helios import routes as helios
     from .openai.routes import bp as openai_bp
 
     app.register_blueprint(health.bp)
     app.register_blueprint(openai_bp)
+    helios.init_app(app)
