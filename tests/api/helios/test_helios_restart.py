@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.support.helios import SEED_PYTHON, assert_helios_error, helios_app
+from tests.support.upstream import start_upstream
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +109,23 @@ def test_restart_under_traffic_loses_no_request(app_url):
     assert _wait_healthy(url).status_code == 200
     r = requests.post(url + "/complete", json=dict(SEED_PYTHON, max_tokens=3), timeout=60)
     assert r.status_code == 200, json.dumps(r.json())
+
+
+def test_restart_reinitialises_an_upstream_backend():
+    up = start_upstream()
+    try:
+        with helios_app(lm_studio_base_url=up.url, helios_model="echo-1",
+                        models_cache_seconds=3600) as (url, app):
+            def listed():
+                return {m["id"] for m in requests.get(url + "/v1/models", timeout=10).json()["data"]}
+
+            assert "late-model" not in listed()
+            up.state.models.append("late-model")
+            assert "late-model" not in listed()  # cached for an hour
+            assert requests.post(url + "/restart", timeout=10).status_code == 200
+            app.extensions["helios"].lifecycle.join(10)
+            assert _wait_healthy(url).status_code == 200
+            assert "late-model" in listed()
+    finally:
+        up.shutdown()
+        up.server_close()
