@@ -101,9 +101,12 @@ def test_concurrency_limit_waits_briefly_for_a_slot():
 
 
 def test_disconnected_client_stops_generation(up):
+    # "endless" streams until the client goes away; one line of code, so the
+    # suggestion never completes on its own and only the disconnect can stop it.
     with helios_app(lm_studio_base_url=up.url, helios_model="endless") as (url, _):
         u = urlsplit(url)
-        body = json.dumps(dict(SEED_PYTHON, max_tokens=500)).encode()
+        body = json.dumps({"code": "total = ", "language": "python", "filename": "a.py",
+                           "position": {"line": 0, "character": 8}, "max_tokens": 500}).encode()
         sock = socket.create_connection((u.hostname, u.port))
         sock.sendall(b"POST /complete HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
@@ -112,9 +115,11 @@ def test_disconnected_client_stops_generation(up):
             time.sleep(0.02)
         assert up.state.calls["endless"] == 1
         before = len(up.state.disconnects)
+        closed_at = time.monotonic()
         sock.close()  # the editor cancels the stale request
         deadline = time.monotonic() + 10
         while len(up.state.disconnects) == before and time.monotonic() < deadline:
             time.sleep(0.05)
         # The gateway closed its upstream stream long before the upstream's 30 s.
         assert len(up.state.disconnects) == before + 1
+        assert up.state.disconnects[-1] > closed_at
