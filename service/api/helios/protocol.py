@@ -72,12 +72,10 @@ def parse(body: dict, max_tokens_limit: int) -> CompletionRequest:
     try:
         return CompletionRequest.model_validate(body, context={"max_tokens_limit": max_tokens_limit})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            field = ".".join(str(p) for p in err["loc"]) or "body"
-            problems.append(f"{field}: {err['msg'].removeprefix('Value error, ')}")
-        raise errors.InvalidRequest("; ".join(problems),
-                                    param=".".join(map(str, exc.errors()[0]["loc"]))) from None
+        named = [(".".join(str(p) for p in err["loc"]) or "body",
+                  err["msg"].removeprefix("Value error, ")) for err in exc.errors(include_url=False)]
+        raise errors.InvalidRequest("; ".join(f"{field}: {msg}" for field, msg in named),
+                                    param=named[0][0]) from None
 
 
 def error_code(exc: errors.GatewayError) -> str:
