@@ -35,6 +35,7 @@ def helios_app(**overrides):
             yield url, app
     finally:
         app.extensions["helios"].lifecycle.join(30)
+        app.extensions["gateway"].close()  # frees the local model, if one was loaded
 
 
 class _HeldHandler(Handler):
