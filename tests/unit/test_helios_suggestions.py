@@ -30,6 +30,8 @@ def suggest(raw: str, cursor=FACT_CURSOR, truncated=False) -> str:
     ("return n * f(n - 1)\n    x = 1\n", "return n * f(n - 1)"),                    # dedent ends
     ("```python\nreturn n * f(n-1)\n```\nThis works", "return n * f(n-1)"),          # fences
     ("Sure! Here is the completion:\nreturn n * f(n-1)\n", "return n * f(n-1)"),      # preamble
+    ("Here's the completed code:\nreturn 1\n", "return 1"),
+    ("sure = n > 1\n        return sure\n\n", "sure = n > 1\n        return sure"),  # not prose
     (FACT + "return n * f(n-1)\n", "return n * f(n-1)"),                            # echoed prefix
     ("\n        r = n\n        return r\n\n", "r = n\n        return r"),            # new line
     ("\n            r = n\n            return r\n        x", "r = n\n        return r"),  # deeper

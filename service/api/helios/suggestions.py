@@ -32,9 +32,10 @@ from .prompting import Cursor, indent_width
 #: Confidence reported when the backend gives no token probabilities.
 FALLBACK_CONFIDENCE = 0.5
 
+# Chat-tuned models may open with prose: "Sure! …" or "Here is the completed code:".
 _PREAMBLE = re.compile(
-    r"[ \t]*(?:sure|certainly|of course|here(?:'s| is| are)|below is|the (?:completed?|completion|"
-    r"rest|next)|to complete)\b[^\n]*\n", re.IGNORECASE)
+    r"[ \t]*(?:(?:sure|certainly|of course)[!,.][^\n]*|(?:here(?:'s| is| are)|below is)\b[^\n]*:)"
+    r"[ \t]*\r?\n", re.IGNORECASE)
 _FENCE_OPEN = re.compile(r"[ \t]*```[\w+#.-]*[ \t]*\r?\n")
 _LEADING_BLANK = re.compile(r"[ \t]*(?:\r?\n[ \t]*)*")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
