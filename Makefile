@@ -25,6 +25,7 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/gateway_overhead.py
+	$(PY) benchmarks/helios_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
