@@ -61,10 +61,9 @@ def test_rate_limit_seed_numbers(up):
                     helios_max_concurrent=50) as (url, _):
         start = time.monotonic()
         results = _burst(url, 25)
+        assert all(r.status_code in (200, 429) for r in results)
         if time.monotonic() - start < 1.9:  # else the 2 s window moved on: counts may differ
             assert sum(r.status_code == 200 for r in results) == 20
-        assert sum(r.status_code == 429 for r in results) >= 1
-        assert all(r.status_code in (200, 429) for r in results)
 
 
 def test_concurrency_limit_sheds_the_excess():
