@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         0.1, ge=0, le=1, description="/complete temperature when the request sets none.")
     helios_max_tokens_limit: int = Field(
         512, ge=1, description="Largest max_tokens /complete accepts (400 beyond).")
+    helios_max_prefix_chars: int = Field(
+        4000, ge=100, description="Code before the cursor kept in the prompt (its end).")
+    helios_max_suffix_chars: int = Field(
+        1000, ge=0, description="Code after the cursor sent for fill-in-the-middle (its start).")
     helios_rate_limit_per_second: float = Field(
         10.0, ge=0, description="Sustained /complete requests per second per client; 0 = off.")
     helios_rate_limit_burst: int = Field(

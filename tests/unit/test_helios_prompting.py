@@ -72,18 +72,29 @@ def test_locate_line_past_the_end_is_400():
 
 def test_prompt_has_a_filename_header_in_the_languages_comment_syntax():
     c = prompting.locate("x = ", 0, 4)
-    assert prompting.build_prompt(c, "python", "src/app.py") == "# src/app.py\nx = "
-    assert prompting.build_prompt(c, "html", "i.html") == "<!-- i.html -->\nx = "
-    assert prompting.build_prompt(c, "json", "a.json") == "x = "  # JSON has no comments
-    assert prompting.build_prompt(c, "python", "") == "x = "
+    assert prompting.build_prompt(c, "python", "src/app.py", 4000) == "# src/app.py\nx = "
+    assert prompting.build_prompt(c, "html", "i.html", 4000) == "<!-- i.html -->\nx = "
+    assert prompting.build_prompt(c, "json", "a.json", 4000) == "x = "  # JSON has no comments
+    assert prompting.build_prompt(c, "python", "", 4000) == "x = "
 
 
 def test_suffix_and_stops():
-    assert prompting.suffix_for(prompting.locate("a\n  \n", 0, 1)) is None
-    assert prompting.suffix_for(prompting.locate("f()", 0, 2)) == ")"
+    assert prompting.suffix_for(prompting.locate("a\n  \n", 0, 1), 1000) is None
+    assert prompting.suffix_for(prompting.locate("f()", 0, 2), 1000) == ")"
     for lang in prompting.LANGUAGES:
         stops = prompting.stop_sequences(lang)
         assert stops[0] == "\n\n" and len(stops) <= 4  # OpenAI accepts at most four
+
+
+def test_long_buffers_are_trimmed_at_line_boundaries():
+    before = "".join(f"line_{i} = {i}\n" for i in range(1000))
+    after = "".join(f"tail_{i} = {i}\n" for i in range(1000))
+    c = prompting.locate(before + "x = " + "\n" + after, 1000, 4)
+    prompt = prompting.build_prompt(c, "python", "big.py", 200)
+    assert prompt.startswith("# big.py\nline_") and prompt.endswith("line_999 = 999\nx = ")
+    assert len(prompt) <= len("# big.py\n") + 200
+    suffix = prompting.suffix_for(c, 100)
+    assert suffix.startswith("\ntail_0 = 0\n") and suffix.endswith("\n") and len(suffix) <= 100
 
 
 @pytest.mark.parametrize("rate,burst,expected", [

@@ -151,18 +151,38 @@ def _utf16_index(text: str, units: int) -> int:
     return len(text)
 
 
-def build_prompt(cursor: Cursor, language: str, filename: str) -> str:
-    """The text the model continues: a filename header comment, then the prefix."""
+def build_prompt(cursor: Cursor, language: str, filename: str, max_chars: int) -> str:
+    """The text the model continues: a filename header comment, then the prefix.
+
+    Only the last ``max_chars`` of the prefix are kept, from a line start, so a
+    whole file sent by the editor still fits the model's context.
+    """
+    prefix = _tail(cursor.prefix, max_chars)
     template = _HEADER.get(language)
     name = " ".join(filename.split())[:200]
     if template is None or not name:
-        return cursor.prefix
-    return template.format(name) + "\n" + cursor.prefix
+        return prefix
+    return template.format(name) + "\n" + prefix
 
 
-def suffix_for(cursor: Cursor) -> Optional[str]:
-    """The text after the cursor for fill-in-the-middle, or None when there is none."""
-    return cursor.suffix if cursor.suffix.strip() else None
+def suffix_for(cursor: Cursor, max_chars: int) -> Optional[str]:
+    """The text after the cursor for fill-in-the-middle (its first ``max_chars``,
+    to a line end), or None when there is none."""
+    if not cursor.suffix.strip():
+        return None
+    if len(cursor.suffix) <= max_chars:
+        return cursor.suffix
+    cut = cursor.suffix[:max_chars]
+    brk = max(cut.rfind("\n"), cut.rfind("\r"))
+    return cut[: brk + 1] if brk > 0 else cut
+
+
+def _tail(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    tail = text[-max_chars:]
+    brk = _LINE_BREAK.search(tail)
+    return tail[brk.end():] if brk and brk.end() < len(tail) else tail
 
 
 def stop_sequences(language: str) -> list[str]:

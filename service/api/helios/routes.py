@@ -90,8 +90,8 @@ def complete():
                                     retry_after=1)
     req = GenerationRequest(
         kind="completion", model=s.helios_model or "",
-        prompt=prompting.build_prompt(cursor, language, wire.filename),
-        suffix=prompting.suffix_for(cursor),
+        prompt=prompting.build_prompt(cursor, language, wire.filename, s.helios_max_prefix_chars),
+        suffix=prompting.suffix_for(cursor, s.helios_max_suffix_chars),
         max_tokens=wire.max_tokens or s.helios_default_max_tokens,
         temperature=s.helios_default_temperature if wire.temperature is None else wire.temperature,
         stop=prompting.stop_sequences(language), logprobs=1, stream=True)

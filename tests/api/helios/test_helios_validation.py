@@ -131,3 +131,16 @@ def test_language_aliases_and_extensions(gw, language, filename, header):
     assert r.status_code == 200, r.text
     prompt = up.state.bodies[-1]["prompt"]
     assert prompt == (f"{header}\nx" if header else "x")
+
+
+def test_a_whole_large_file_fits(gw):
+    url, up = gw
+    before = "".join(f"value_{i} = {i}\n" for i in range(5000))  # ~75 KB
+    r = requests.post(url + "/complete", timeout=10, json={
+        "code": before + "total = \n" + before, "language": "python",
+        "position": {"line": 5000, "character": 8}, "filename": "big.py", "max_tokens": 4})
+    assert r.status_code == 200, r.text
+    sent = up.state.bodies[-1]
+    assert sent["prompt"].endswith("value_4999 = 4999\ntotal = ")
+    assert len(sent["prompt"]) <= 4000 + len("# big.py\n")  # HELIOS_MAX_PREFIX_CHARS
+    assert sent["suffix"].startswith("\nvalue_0 = 0\n") and len(sent["suffix"]) <= 1000
