@@ -35,6 +35,7 @@ nginx:
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/gateway_overhead.py
+	$(PY) benchmarks/helios_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

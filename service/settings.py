@@ -116,6 +116,24 @@ class Settings(BaseSettings):
     custom_user_id: Optional[str] = Field(default_factory=lambda: os.environ.get("USER") or None)
 
     # --- Helios code completion (issue 4) -------------------------------------------
+    helios_default_max_tokens: int = Field(
+        100, ge=1, description="/complete max_tokens when the request sets none.")
+    helios_default_temperature: float = Field(
+        0.1, ge=0, le=1, description="/complete temperature when the request sets none.")
+    helios_max_tokens_limit: int = Field(
+        512, ge=1, description="Largest max_tokens /complete accepts (400 beyond).")
+    helios_max_prefix_chars: int = Field(
+        4000, ge=100, description="Code before the cursor kept in the prompt (its end).")
+    helios_max_suffix_chars: int = Field(
+        1000, ge=0, description="Code after the cursor sent for fill-in-the-middle (its start).")
+    helios_rate_limit_per_second: float = Field(
+        10.0, ge=0, description="Sustained /complete requests per second per client; 0 = off.")
+    helios_rate_limit_burst: int = Field(
+        20, ge=1, description="Requests a client may send at once before the rate applies.")
+    helios_max_concurrent: int = Field(
+        5, ge=1, le=10000, description="Completions running at once per process.")
+    helios_queue_wait_seconds: float = Field(
+        0.25, ge=0, le=30, description="How long a completion waits for a free slot before 429.")
 
     # --- Ollama API (issue 5) ---------------------------------------------------------
     ollama_api_version: str = Field(

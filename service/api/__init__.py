@@ -7,6 +7,7 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     from . import admin, health, ops
+    from .helios import routes as helios
     from .ollama.routes import bp as ollama_bp
     from .openai.routes import bp as openai_bp
 
@@ -15,3 +16,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(openai_bp)
     app.register_blueprint(ollama_bp)
     app.register_blueprint(admin.bp)
+    helios.init_app(app)

@@ -73,6 +73,11 @@ class OpenAICompatProvider(Provider):
         finally:
             self._models_lock.release()
 
+    def reload(self) -> None:
+        """Forget the cached model list; the next request lists the upstream's models again."""
+        with self._models_lock:
+            self._models_at = float("-inf")
+
     # ---- generation ---------------------------------------------------------
     def _url(self, request: GenerationRequest) -> str:
         path = "chat/completions" if request.kind == "chat" else "completions"

@@ -14,7 +14,6 @@ import requests
 
 from service import create_app
 from service.api.context import on_request_done
-from service.api.errors import _renderers
 from service.keys import KeySpec
 from tests.conftest import make_settings, serve
 from tests.support.streams import read_stream as _stream
@@ -111,8 +110,6 @@ def test_ollama_clients_get_401_and_403(gateway):
         ollama.Client(host=url, headers={"Authorization": f"Bearer {secret}"}).chat(
             model="tools", messages=CHAT)
     assert denied.value.status_code == 403
-    if "ollama" not in _renderers:
-        pytest.skip("renderer arrives with issue 4/5")
     assert exc.value.error == "missing API key: send 'Authorization: Bearer <key>'"
     assert denied.value.error == "this API key may not use the model 'tools'"
 
@@ -121,8 +118,6 @@ def test_helios_complete_gets_401(gateway):
     url, _ = gateway
     r = requests.post(url + "/complete", json={"prompt": "def f(", "max_tokens": 4})
     assert r.status_code == 401
-    if "helios" not in _renderers:
-        pytest.skip("renderer arrives with issue 4/5")
     body = r.json()
     assert body["error_code"] == "UNAUTHORIZED" and body["detail"] and body["timestamp"]
 

@@ -12,7 +12,6 @@ import requests
 
 from service import create_app
 from service.api.context import on_request_done
-from service.api.errors import _renderers
 from service.keys import KeySpec
 from tests.conftest import make_settings, serve
 from tests.support.streams import read_stream as _stream
@@ -77,8 +76,6 @@ def test_ollama_callers_get_429(limited):
     with pytest.raises(ollama.ResponseError) as exc:
         client.chat(model="echo-1", messages=CHAT)
     assert exc.value.status_code == 429
-    if "ollama" not in _renderers:
-        pytest.skip("renderer arrives with issue 4/5")
     assert "1 requests per minute" in exc.value.error
 
 

@@ -1,0 +1,195 @@
+"""Helios code-completion routes (seed 001): /complete, /health, /status, /restart.
+
+``/complete`` is one text completion through the router and the same
+providers as the OpenAI API, streamed so that generation stops as soon as the
+suggestion is complete (or the client went away).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+
+from ... import __version__
+from ...core import errors
+from ...core.types import GenerationRequest
+from ...gateway import get_gateway
+from ...providers.base import Provider
+from ..context import RequestRecord, current_record, disconnect_check, read_json
+from ..errors import register_renderer, render_error, to_gateway_error
+from . import prompting, protocol
+from .lifecycle import ModelLifecycle
+from .limits import ConcurrencyLimit, init_rate_limit, retry_after
+from .prompting import Cursor
+from .suggestions import SuggestionBuilder
+
+log = logging.getLogger(__name__)
+bp = Blueprint("helios", __name__)
+register_renderer("helios", protocol.error_body)
+
+
+@dataclass(slots=True)
+class Helios:
+    """Per-app Helios state, in ``app.extensions["helios"]``."""
+
+    lifecycle: ModelLifecycle
+    concurrency: ConcurrencyLimit
+    limiter: Optional[Limiter]
+
+
+def init_app(app: Flask) -> None:
+    gw = app.extensions["gateway"]
+    s = gw.settings
+    helios = Helios(ModelLifecycle(s), ConcurrencyLimit(s.helios_max_concurrent,
+                                                       s.helios_queue_wait_seconds),
+                    init_rate_limit(app, s))
+    app.extensions["helios"] = helios
+    app.register_blueprint(bp)
+    local = gw.router.by_name("local")
+    if local is not None and s.helios_model == getattr(local, "model_id", None) \
+            and not local.is_ready():
+        helios.lifecycle.restart(local)  # HELIOS_MODEL is the local model: load it now
+
+
+def _helios() -> Helios:
+    return current_app.extensions["helios"]
+
+
+def _json(obj, status: int = 200) -> Response:
+    return Response(orjson.dumps(obj), status=status, mimetype="application/json")
+
+
+def _uptime() -> float:
+    return round(time.time() - get_gateway().started, 2)
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _rate_limited(exc: RateLimitExceeded):
+    return render_error(errors.RateLimited(
+        f"server overloaded: rate limit of {exc.description} per client exceeded "
+        f"(HELIOS_RATE_LIMIT_PER_SECOND, HELIOS_RATE_LIMIT_BURST)",
+        retry_after=retry_after(_helios().limiter)), "helios")
+
+
+@bp.post("/complete")
+def complete():
+    gw, helios = get_gateway(), _helios()
+    s = gw.settings
+    wire = protocol.parse(read_json(), s.helios_max_tokens_limit)
+    language = prompting.resolve_language(wire.language, wire.filename)
+    cursor = prompting.locate(wire.code, wire.position.line, wire.position.character)
+    if helios.lifecycle.reloading:
+        raise errors.ModelNotLoaded("the model is reloading (POST /restart); retry shortly",
+                                    retry_after=1)
+    req = GenerationRequest(
+        kind="completion", model=s.helios_model or "",
+        prompt=prompting.build_prompt(cursor, language, wire.filename, s.helios_max_prefix_chars),
+        suffix=prompting.suffix_for(cursor, s.helios_max_suffix_chars),
+        max_tokens=wire.max_tokens or s.helios_default_max_tokens,
+        temperature=s.helios_default_temperature if wire.temperature is None else wire.temperature,
+        stop=prompting.stop_sequences(language), logprobs=1, stream=True)
+    record = current_record()
+    provider = gw.router.resolve(req)
+    record.model, record.provider = req.model, provider.name
+    with helios.concurrency.hold():
+        suggestion, confidence = _suggest(provider, req, cursor, record)
+    return _json({"suggestion": suggestion, "confidence": round(confidence, 4),
+                  "processing_time": round(time.perf_counter() - record.start, 4)})
+
+
+def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor,
+             record: RequestRecord) -> tuple[str, float]:
+    """Stream the completion into a suggestion; stop once it is complete or the client left."""
+    gone = disconnect_check()
+    builder = SuggestionBuilder(cursor)
+    finish: Optional[str] = None
+    try:
+        stream = provider.stream(req)
+    except Exception as exc:  # noqa: BLE001 - classified below
+        raise _failure(exc, record) from exc
+    try:
+        for chunk in stream:
+            if chunk.usage is not None:
+                record.prompt_tokens = chunk.usage.prompt_tokens
+                record.completion_tokens = chunk.usage.completion_tokens
+            if chunk.index != 0:
+                continue
+            finish = chunk.finish_reason or finish
+            if chunk.text or chunk.token_logprobs:
+                record.first_token()
+                if builder.feed(chunk.text, chunk.token_logprobs):
+                    finish = "stop"
+                    break
+            if builder.pieces >= req.max_tokens:  # a backend that ignores max_tokens
+                finish = "length"
+                break
+            if gone():
+                log.info("client went away; completion stopped",
+                         extra={"request_id": record.request_id})
+                raise errors.GatewayError("client disconnected; generation stopped", status=499)
+    except errors.GatewayError as exc:
+        if exc.status == 499:
+            raise
+        raise _failure(exc, record) from exc
+    except Exception as exc:  # noqa: BLE001 - classified below
+        raise _failure(exc, record) from exc
+    finally:
+        stream.close()
+    return builder.result(truncated=finish == "length")
+
+
+def _failure(exc: BaseException, record: RequestRecord) -> errors.GatewayError:
+    """A backend failure in Helios terms: busy -> 429, not loaded -> 503, bad input -> 4xx,
+    anything else -> 500 COMPLETION_FAILED with the backend's message."""
+    err = to_gateway_error(exc, record.request_id)
+    if isinstance(err, errors.ModelBusy):
+        return errors.RateLimited(f"server overloaded: {err.message}",
+                                  retry_after=err.retry_after or 1)
+    if isinstance(err, errors.ModelNotFound):  # HELIOS_MODEL is not served by its backend
+        return errors.ModelNotLoaded(f"model not available: {err.message}")
+    if err.status < 500 or err.status == 503:
+        return err
+    return protocol.CompletionFailed(f"completion failed: {err.message}")
+
+
+@bp.get("/health")
+def health():
+    helios = _helios()
+    provider, _ = helios.lifecycle.try_target(get_gateway().router)
+    status = helios.lifecycle.status(provider)
+    body = {"status": status, "model_loaded": helios.lifecycle.ready(provider),
+            "server_version": __version__, "uptime": _uptime()}
+    return _json(body, 200 if status == "healthy" else 503)
+
+
+@bp.get("/status")
+def status():
+    gw, helios = get_gateway(), _helios()
+    s = gw.settings
+    provider, model = helios.lifecycle.try_target(gw.router)
+    return _json({
+        "server_status": "reloading" if helios.lifecycle.reloading else "running",
+        "model_loaded": helios.lifecycle.ready(provider),
+        "model_name": model,
+        "uptime": _uptime(),
+        "config": {"max_tokens": s.helios_default_max_tokens,
+                   "temperature": s.helios_default_temperature,
+                   "host": s.helios_host, "port": s.helios_port},
+    })
+
+
+@bp.post("/restart")
+def restart():
+    helios = _helios()
+    provider, model = helios.lifecycle.try_target(get_gateway().router)
+    if provider is None:
+        raise errors.ModelNotLoaded(f"no backend serves the Helios model {model or '(default)'!r}")
+    helios.lifecycle.restart(provider)  # a restart already running covers this one
+    return _json({"message": "Server restart initiated"})
