@@ -50,6 +50,15 @@ class RequestRecord:
     key_id: Optional[str] = None  # the authenticated API key's id (issue 6)
     metered: Optional[bool] = None  # past auth and rate limits: gets a usage row (issue 6)
 
+    def routed(self, model: str, provider: str, stream: bool = False) -> None:
+        self.model, self.provider, self.stream = model, provider, stream
+
+    def add_usage(self, usage) -> None:
+        """Add a result's token counts (several results add up, e.g. a prompt batch)."""
+        if usage is not None:
+            self.prompt_tokens = (self.prompt_tokens or 0) + usage.prompt_tokens
+            self.completion_tokens = (self.completion_tokens or 0) + usage.completion_tokens
+
     def first_token(self) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = round((time.perf_counter() - self.start) * 1000, 2)

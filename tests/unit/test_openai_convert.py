@@ -49,10 +49,10 @@ def test_encoded_from_internal_when_not_openai():
 
 def test_stream_encoder_role_tool_calls_and_usage():
     enc = convert.StreamEncoder("chat", "gen-abc", 1, "m", include_usage=True)
-    first = enc.encode(Chunk(index=0, tool_calls=[ToolCallDelta(index=0, id="c", name="f")]))
+    [first] = enc.encode(Chunk(index=0, tool_calls=[ToolCallDelta(index=0, id="c", name="f")]))
     assert first["choices"][0]["delta"]["role"] == "assistant"
     assert first["choices"][0]["delta"]["tool_calls"][0]["id"] == "c"
-    assert enc.encode(Chunk(index=-1, usage=Usage(3, 4))) is None
+    assert enc.encode(Chunk(index=-1, usage=Usage(3, 4))) == []
     tail = enc.closing()
     assert tail[0]["choices"][0]["finish_reason"] == "stop"
     assert tail[-1]["choices"] == [] and tail[-1]["usage"]["total_tokens"] == 7

@@ -97,7 +97,7 @@ def complete():
         stop=prompting.stop_sequences(language), logprobs=1, stream=True)
     record = current_record()
     provider = gw.router.resolve(req)
-    record.model, record.provider = req.model, provider.name
+    record.routed(req.model, provider.name)
     with helios.concurrency.hold():
         suggestion, confidence = _suggest(provider, req, cursor, record)
     return _json({"suggestion": suggestion, "confidence": round(confidence, 4),

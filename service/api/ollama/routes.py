@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Iterator
 
@@ -13,26 +12,19 @@ from ...core import errors
 from ...core.types import ChunkStream, EmbeddingRequest, GenerationRequest, Usage
 from ...gateway import get_gateway
 from ..context import RequestRecord, current_record, disconnect_check, read_json
-from ..errors import register_renderer, to_gateway_error
-from ..streaming import ndjson_line, ndjson_response
+from ..errors import register_renderer
+from ..streaming import ndjson_line, ndjson_response, write_stream
 from . import convert, models
 from .protocol import (
     ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest, ShowRequest, parse,
 )
 
-log = logging.getLogger(__name__)
 bp = Blueprint("ollama", __name__)
 register_renderer("ollama", convert.error_body)
 
 
 def _json(obj, status: int = 200) -> Response:
     return Response(orjson.dumps(obj), status=status, mimetype="application/json")
-
-
-def _account(record: RequestRecord, usage) -> None:
-    if usage is not None:
-        record.prompt_tokens = (record.prompt_tokens or 0) + usage.prompt_tokens
-        record.completion_tokens = (record.completion_tokens or 0) + usage.completion_tokens
 
 
 def _elapsed_ns(record: RequestRecord) -> int:
@@ -95,36 +87,21 @@ def _generate(endpoint: convert.Endpoint, w, req: GenerationRequest) -> Response
     record = current_record()
     req.model = models.canonical_name(router, req.model)
     provider = router.resolve(req)
-    record.model, record.provider, record.stream = req.model, provider.name, req.stream
+    record.routed(req.model, provider.name, req.stream)
     if convert.is_load_only(endpoint, w):
         return _json(convert.load_response(endpoint, w.model))
     if req.stream:
         enc = convert.StreamEncoder(endpoint, w.model, start_ns=int(record.start * 1e9))
         return ndjson_response(_ndjson(provider.stream(req), enc, record))
     gen = provider.generate(req, disconnect_check())
-    _account(record, gen.usage)
+    record.add_usage(gen.usage)
     return _json(convert.response(endpoint, w.model, gen, _elapsed_ns(record)))
 
 
 def _ndjson(stream: ChunkStream, enc: convert.StreamEncoder,
             record: RequestRecord) -> Iterator[bytes]:
     """Chunks -> NDJSON; a failure after the first byte is one final ``{"error"}`` line."""
-    try:
-        try:
-            for chunk in stream:
-                for obj in enc.encode(chunk):
-                    record.first_token()
-                    yield ndjson_line(obj)
-            for obj in enc.closing():
-                yield ndjson_line(obj)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a line
-            err = to_gateway_error(exc, record.request_id)
-            record.error_code = err.code or err.type
-            log.warning("stream failed: %s", err.message, extra={"request_id": record.request_id})
-            yield ndjson_line(convert.error_body(err))
-    finally:
-        stream.close()
-        _account(record, enc.usage)
+    return write_stream(stream, enc, record, frame=ndjson_line, error_body=convert.error_body)
 
 
 # ---- embeddings ---------------------------------------------------------------------
@@ -135,11 +112,11 @@ def _embed(model: str, inputs: list[str], body: dict, dimensions=None):
     req = EmbeddingRequest(model=models.canonical_name(router, model), inputs=inputs,
                            dimensions=dimensions, raw=body, raw_family="ollama")
     provider = router.resolve(req)
-    record.model, record.provider = req.model, provider.name
+    record.routed(req.model, provider.name)
     if not inputs:  # Ollama loads the model and answers with no vectors
         return None
     result = provider.embed(req)
-    _account(record, Usage(prompt_tokens=result.prompt_tokens))
+    record.add_usage(Usage(prompt_tokens=result.prompt_tokens))
     return result
 
 

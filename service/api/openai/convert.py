@@ -220,21 +220,21 @@ class StreamEncoder:
         out.update(extra)
         return out
 
-    def encode(self, chunk: Chunk) -> Optional[dict]:
+    def encode(self, chunk: Chunk) -> list[dict]:
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.index < 0:
-            return None
+            return []
         i = chunk.index
         if chunk.finish_reason:
             self._finished.add(i)
         if self.kind != "chat":
             self._started.add(i)
             if not chunk.text and not chunk.finish_reason:
-                return None
-            return self._wrap([{"text": chunk.text, "index": i,
-                                "logprobs": _logprobs_legacy(chunk.token_logprobs),
-                                "finish_reason": chunk.finish_reason}])
+                return []
+            return [self._wrap([{"text": chunk.text, "index": i,
+                                 "logprobs": _logprobs_legacy(chunk.token_logprobs),
+                                 "finish_reason": chunk.finish_reason}])]
         delta: dict[str, Any] = {}
         if i not in self._started:
             self._started.add(i)
@@ -258,11 +258,11 @@ class StreamEncoder:
                 tcs.append(d)
             delta["tool_calls"] = tcs
         if not delta and not chunk.finish_reason:
-            return None
+            return []
         if "role" in delta and "content" not in delta and not chunk.tool_calls:
             delta["content"] = ""
-        return self._wrap([{"index": i, "delta": delta, "logprobs": None,
-                            "finish_reason": chunk.finish_reason}])
+        return [self._wrap([{"index": i, "delta": delta, "logprobs": None,
+                             "finish_reason": chunk.finish_reason}])]
 
     def closing(self) -> list[dict]:
         """Finish chunks for choices the backend left open, then usage if asked."""

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Iterator
 
 import orjson
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from ...core import errors
 from ...core.types import ChunkStream, EmbeddingRequest, GenerationRequest
 from ...gateway import get_gateway
 from ..context import RequestRecord, current_record, disconnect_check, read_json
-from ..errors import register_renderer, to_gateway_error
-from ..streaming import SSE_DONE, sse_event, sse_response
+from ..errors import register_renderer
+from ..streaming import SSE_DONE, sse_event, sse_response, write_stream
 from . import convert
 from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequestIn, parse
 
-log = logging.getLogger(__name__)
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 register_renderer("openai", convert.error_body)
 
@@ -28,15 +26,8 @@ def _json(obj, status: int = 200) -> Response:
 
 def _route(req: GenerationRequest | EmbeddingRequest, record: RequestRecord):
     provider = get_gateway().router.resolve(req)
-    record.model, record.provider = req.model, provider.name
-    record.stream = getattr(req, "stream", False)
+    record.routed(req.model, provider.name, getattr(req, "stream", False))
     return provider
-
-
-def _account(record: RequestRecord, usage) -> None:
-    if usage is not None:
-        record.prompt_tokens = (record.prompt_tokens or 0) + usage.prompt_tokens
-        record.completion_tokens = (record.completion_tokens or 0) + usage.completion_tokens
 
 
 @bp.post("/chat/completions")
@@ -48,7 +39,7 @@ def chat_completions():
     if req.stream:
         return sse_response(_sse(provider.stream(req), req, record))
     gen = provider.generate(req, disconnect_check())
-    _account(record, gen.usage)
+    record.add_usage(gen.usage)
     return _json(convert.chat_response(gen))
 
 
@@ -64,7 +55,7 @@ def completions():
     gens = []
     for r in reqs:
         gens.append(provider.generate(r, check))
-        _account(record, gens[-1].usage)
+        record.add_usage(gens[-1].usage)
     return _json(convert.completion_response(gens))
 
 
@@ -80,26 +71,9 @@ def embeddings():
 
 
 def _sse(stream: ChunkStream, req: GenerationRequest, record: RequestRecord) -> Iterator[bytes]:
-    """Chunks -> SSE; an error after the first byte becomes one error event + [DONE]."""
     enc = convert.StreamEncoder(req.kind, stream.id, stream.created, req.model, req.include_usage)
-    try:
-        try:
-            for chunk in stream:
-                obj = enc.encode(chunk)
-                if obj is not None:
-                    record.first_token()
-                    yield sse_event(obj)
-            for obj in enc.closing():
-                yield sse_event(obj)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an event
-            err = to_gateway_error(exc, record.request_id)
-            record.error_code = err.code or err.type
-            log.warning("stream failed: %s", err.message, extra={"request_id": record.request_id})
-            yield sse_event(convert.error_body(err))
-        yield SSE_DONE
-    finally:
-        stream.close()
-        _account(record, enc.usage)
+    return write_stream(stream, enc, record, frame=sse_event, error_body=convert.error_body,
+                        terminator=SSE_DONE)
 
 
 @bp.get("/models")
