@@ -7,7 +7,7 @@ Environment: GUNICORN_WORKERS (default: CPU count, at most 4), GUNICORN_THREADS
 (8), GUNICORN_TIMEOUT (120 s; gthread workers heartbeat from their main loop,
 so a long stream is not killed by it), GUNICORN_GRACEFUL_TIMEOUT (120 s, time
 for streams to finish on shutdown or worker recycling), GUNICORN_KEEPALIVE (5 s),
-GUNICORN_MAX_REQUESTS (2000, 0 = never recycle) and GUNICORN_MAX_REQUESTS_JITTER
+GUNICORN_MAX_REQUESTS (100000, 0 = never recycle) and GUNICORN_MAX_REQUESTS_JITTER
 (10 % of it) so workers are recycled one at a time, not all at once.
 
 Metrics: prometheus-client's multiprocess mode. ``on_starting`` (master, before
@@ -55,7 +55,7 @@ threads = _int("GUNICORN_THREADS", 8)
 timeout = _int("GUNICORN_TIMEOUT", 120)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 120)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
-max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
+max_requests = _int("GUNICORN_MAX_REQUESTS", 100_000)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 10)
 accesslog = None  # the app writes one JSON line per request
 errorlog = "-"

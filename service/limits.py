@@ -25,6 +25,7 @@ from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
 
+from . import metrics
 from .api.context import current_record
 from .api.errors import render_error
 from .auth import current_key, needs_key
@@ -93,6 +94,7 @@ class Limits:
 
     def refusal(self, exc: RateLimitExceeded) -> Response:
         g.limiter_refused = True
+        metrics.rate_limited("requests")
         current = self.limiter.current_limit
         retry = max(1, int(current.reset_at - time.time())) if current is not None else 60
         return render_error(errors.RateLimited(
@@ -117,6 +119,7 @@ class Limits:
         strategy = self.limiter.limiter
         if not strategy.test(item, *self._ids(key_id)):
             reset, _ = strategy.get_window_stats(item, *self._ids(key_id))
+            metrics.rate_limited("tokens")
             raise errors.RateLimited(
                 f"token limit of {item.amount} tokens per minute reached for this key",
                 retry_after=max(1.0, reset - time.time()))

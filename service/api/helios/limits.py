@@ -1,7 +1,9 @@
 """Load shedding for ``/complete``: a per-client rate limit and a per-process concurrency cap.
 
-Rate: flask-limiter, moving window, in-process ``memory://`` storage (so the
-limit holds per worker process). The seed's "R requests per second with a
+Rate: the ``limits`` library (flask-limiter's engine), moving window,
+in-process memory storage (so the limit holds per worker process), checked in
+the ``/complete`` view itself so no other route pays for it (a flask-limiter
+``Limiter`` hooks every request of the app). The seed's "R requests per second with a
 burst of B" is the moving window ``max(B, R*W) per W seconds`` with
 ``W = ceil(B / R)``: a client may send B at once and R per second sustained.
 A client is its API key when it sends ``Authorization: Bearer …`` (hashed,
@@ -21,14 +23,14 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-from flask import Flask, request
-from flask_limiter import Limiter
+from flask import request
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
+from ... import metrics
 from ...core import errors
 from ...settings import Settings
-
-LIMITED_ENDPOINTS = frozenset({"helios.complete"})
-
 
 def client_key() -> str:
     """The API key's digest when one is sent, else the remote address."""
@@ -45,22 +47,32 @@ def rate_limit_string(per_second: float, burst: int) -> str:
     return f"{max(burst, math.floor(per_second * window))} per {window} second"
 
 
-def init_rate_limit(app: Flask, settings: Settings) -> Optional[Limiter]:
-    """A Limiter for this app limiting only ``/complete``; None when the rate is 0 (off)."""
+class RateLimit:
+    """Per-client moving-window limit: "R per second, bursts of B"."""
+
+    def __init__(self, per_second: float, burst: int):
+        self.description = rate_limit_string(per_second, burst)
+        self._item = parse(self.description)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def check(self) -> None:
+        """Count this request; raise RateLimited (429 SERVER_OVERLOADED) past the limit."""
+        client = client_key()
+        if self._limiter.hit(self._item, "helios", client):
+            return
+        metrics.rate_limited("helios")
+        reset = self._limiter.get_window_stats(self._item, "helios", client).reset_time
+        raise errors.RateLimited(
+            f"server overloaded: rate limit of {self.description} per client exceeded "
+            f"(HELIOS_RATE_LIMIT_PER_SECOND, HELIOS_RATE_LIMIT_BURST)",
+            retry_after=max(1.0, reset - time.time()))
+
+
+def init_rate_limit(settings: Settings) -> Optional[RateLimit]:
+    """The ``/complete`` rate limit; None when the rate is 0 (off)."""
     if settings.helios_rate_limit_per_second <= 0:
         return None
-    limit = rate_limit_string(settings.helios_rate_limit_per_second, settings.helios_rate_limit_burst)
-    return Limiter(client_key, app=app, storage_uri="memory://", strategy="moving-window",
-                   default_limits=[limit], key_prefix="helios",
-                   default_limits_exempt_when=lambda: request.endpoint not in LIMITED_ENDPOINTS)
-
-
-def retry_after(limiter: Optional[Limiter]) -> float:
-    """Seconds until the breached window lets the client in again (at least 1)."""
-    current = limiter.current_limit if limiter is not None else None
-    if current is None:
-        return 1.0
-    return max(1.0, current.reset_at - time.time())
+    return RateLimit(settings.helios_rate_limit_per_second, settings.helios_rate_limit_burst)
 
 
 class ConcurrencyLimit:

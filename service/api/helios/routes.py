@@ -14,8 +14,6 @@ from typing import Optional
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app
-from flask_limiter import Limiter
-from flask_limiter.errors import RateLimitExceeded
 
 from ... import __version__
 from ...core import errors
@@ -23,10 +21,10 @@ from ...core.types import GenerationRequest
 from ...gateway import get_gateway
 from ...providers.base import Provider
 from ..context import RequestRecord, current_record, disconnect_check, read_json
-from ..errors import register_renderer, render_error, to_gateway_error
+from ..errors import register_renderer, to_gateway_error
 from . import prompting, protocol
 from .lifecycle import ModelLifecycle
-from .limits import ConcurrencyLimit, init_rate_limit, retry_after
+from .limits import ConcurrencyLimit, RateLimit, init_rate_limit
 from .prompting import Cursor
 from .suggestions import SuggestionBuilder
 
@@ -41,7 +39,7 @@ class Helios:
 
     lifecycle: ModelLifecycle
     concurrency: ConcurrencyLimit
-    limiter: Optional[Limiter]
+    rate_limit: Optional[RateLimit]
 
 
 def init_app(app: Flask) -> None:
@@ -49,7 +47,7 @@ def init_app(app: Flask) -> None:
     s = gw.settings
     helios = Helios(ModelLifecycle(s), ConcurrencyLimit(s.helios_max_concurrent,
                                                        s.helios_queue_wait_seconds),
-                    init_rate_limit(app, s))
+                    init_rate_limit(s))
     app.extensions["helios"] = helios
     app.register_blueprint(bp)
     local = gw.router.by_name("local")
@@ -70,17 +68,11 @@ def _uptime() -> float:
     return round(time.time() - get_gateway().started, 2)
 
 
-@bp.errorhandler(RateLimitExceeded)
-def _rate_limited(exc: RateLimitExceeded):
-    return render_error(errors.RateLimited(
-        f"server overloaded: rate limit of {exc.description} per client exceeded "
-        f"(HELIOS_RATE_LIMIT_PER_SECOND, HELIOS_RATE_LIMIT_BURST)",
-        retry_after=retry_after(_helios().limiter)), "helios")
-
-
 @bp.post("/complete")
 def complete():
     gw, helios = get_gateway(), _helios()
+    if helios.rate_limit is not None:
+        helios.rate_limit.check()
     s = gw.settings
     wire = protocol.parse(read_json(), s.helios_max_tokens_limit)
     language = prompting.resolve_language(wire.language, wire.filename)
