@@ -37,7 +37,7 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     from .logs import configure_logging
 
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging("debug" if settings.helios_debug else settings.log_level)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False

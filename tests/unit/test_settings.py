@@ -48,3 +48,15 @@ def test_gunicorn_refuses_to_start_with_a_clear_message():
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "HELIOS_PORT" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_helios_debug_turns_on_debug_logs():
+    import logging
+
+    from service import create_app
+    from tests.conftest import make_settings
+
+    create_app(make_settings(helios_debug=True))
+    assert logging.getLogger().level == logging.DEBUG
+    create_app(make_settings())
+    assert logging.getLogger().level == logging.WARNING
