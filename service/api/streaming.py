@@ -1,7 +1,9 @@
-"""Streaming response writers: SSE for OpenAI, NDJSON for Ollama.
+"""Streaming responses: SSE for OpenAI, NDJSON for Ollama.
 
-Both take an iterator of already-encoded events and add the headers that stop
-proxies from buffering (``X-Accel-Buffering: no``, ``Cache-Control: no-cache``).
+``write_stream`` turns a provider's chunks into a family's framed objects (the
+same error and cleanup rules for every family); ``sse_response`` and
+``ndjson_response`` wrap the bytes with the headers that stop proxies from
+buffering (``X-Accel-Buffering: no``, ``Cache-Control: no-cache``).
 """
 
 from __future__ import annotations
