@@ -58,17 +58,3 @@ def gunicorn(env: dict | None = None, workers: int = 2, ready_path: str = "/heal
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-
-def open_raw_stream(url: str, path: str, body: bytes, events: int) -> socket.socket:
-    """POST ``body`` on a raw socket and return it once ``events`` SSE events arrived."""
-    host, port = url.removeprefix("http://").split(":")
-    s = socket.create_connection((host, int(port)))
-    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
-    got = b""
-    while got.count(b"data: ") < events:
-        data = s.recv(4096)
-        if not data:
-            raise ConnectionError(f"stream ended early: {got[-300:]!r}")
-        got += data
-    return s

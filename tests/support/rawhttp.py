@@ -1,4 +1,4 @@
-"""Raw-socket HTTP for streaming tests: see when each NDJSON line arrives."""
+"""Raw-socket HTTP for streaming tests: see when each line or event arrives, or hang up."""
 
 from __future__ import annotations
 
@@ -16,6 +16,18 @@ def open_post(url: str, path: str, body: dict) -> socket.socket:
     s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
               % (path.encode(), len(data), data))
+    return s
+
+
+def open_sse(url: str, path: str, body: dict, events: int) -> socket.socket:
+    """POST ``body`` and return the socket once ``events`` SSE events arrived."""
+    s = open_post(url, path, body)
+    got = b""
+    while got.count(b"data: ") < events:
+        data = s.recv(4096)
+        if not data:
+            raise ConnectionError(f"stream ended early: {got[-300:]!r}")
+        got += data
     return s
 
 

@@ -29,7 +29,9 @@ import struct
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.loopback import LoopbackServer
 
 
 class State:
@@ -265,26 +267,16 @@ def _last_text(body: dict, chat: bool) -> str:
     return ""
 
 
-class UpstreamServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, port: int = 0):
-        super().__init__(("127.0.0.1", port), Handler)
-        self.state = State()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+class UpstreamServer(LoopbackServer):
+    handler = Handler
+    state_class = State
 
 
 def start_upstream(port: int = 0) -> UpstreamServer:
-    server = UpstreamServer(port)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return UpstreamServer.start(port)
 
 
-if __name__ == "__main__":  # python tests/support/upstream.py PORT
+if __name__ == "__main__":  # python -m tests.support.upstream PORT
     import sys
 
     srv = UpstreamServer(int(sys.argv[1]) if len(sys.argv) > 1 else 0)

@@ -25,8 +25,10 @@ import json
 import re
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import NamedTuple
+
+from tests.support.loopback import LoopbackServer
 
 _PATH = re.compile(r"^(?P<prefix>.*)/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
                    r"/publishers/google/models/(?P<model>[^/:]+):(?P<method>\w+)$")
@@ -193,20 +195,10 @@ class Handler(BaseHTTPRequestHandler):
         return [{"text": "echo: " + _last_user_text(body)}], "STOP"
 
 
-class VertexStandin(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, port: int = 0):
-        super().__init__(("127.0.0.1", port), Handler)
-        self.state = State()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+class VertexStandin(LoopbackServer):
+    handler = Handler
+    state_class = State
 
 
 def start_vertex_standin(port: int = 0) -> VertexStandin:
-    server = VertexStandin(port)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return VertexStandin.start(port)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from service.settings import ConfigError, load_settings
+from service.settings import load_settings
+
+from tests.support.config import assert_rejected
 
 
 def test_seed_defaults():
@@ -23,8 +25,4 @@ def test_seed_defaults():
     ({"HELIOS_DEFAULT_MAX_TOKENS": "0"}, "HELIOS_DEFAULT_MAX_TOKENS"),
 ])
 def test_bad_values_name_the_variable(monkeypatch, env, name):
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    with pytest.raises(ConfigError) as exc:
-        load_settings()
-    assert name in str(exc.value)
+    assert_rejected(monkeypatch, env, name)

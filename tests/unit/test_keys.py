@@ -17,6 +17,7 @@ from service.keys import KeySpec, KeyStore, generate_key, hash_key
 from service.settings import ConfigError, load_settings
 from tests.support.procs import ROOT
 from tests.support.services import postgres_url  # noqa: F401 - fixture
+from tests.support.config import assert_rejected
 
 
 @pytest.fixture
@@ -100,10 +101,7 @@ def test_spec_validation():
     ({"RATE_LIMIT_PER_KEY": "-1"}, "RATE_LIMIT_PER_KEY"),
 ])
 def test_bad_settings_name_the_variable(monkeypatch, env, name):
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    with pytest.raises(ConfigError, match=name):
-        load_settings()
+    assert_rejected(monkeypatch, env, name)
 
 
 def test_defaults():

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from service.settings import ConfigError, load_settings
+from service.settings import load_settings
+
+from tests.support.config import assert_rejected
 
 
 def test_seed_defaults():
@@ -28,11 +30,7 @@ def test_seed_defaults():
     ({"HTTPX_MAX_CONNECTIONS": "0"}, "HTTPX_MAX_CONNECTIONS"),
 ])
 def test_bad_values_name_the_variable(monkeypatch, env, name):
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    with pytest.raises(ConfigError) as exc:
-        load_settings()
-    assert name in str(exc.value)
+    assert_rejected(monkeypatch, env, name)
 
 
 def test_url_trailing_slash_and_case(monkeypatch):

@@ -9,15 +9,6 @@ from flask import request
 from service.core import errors
 from tests.support.helios import SEED_PYTHON, assert_helios_error, helios_app
 from tests.support.procs import free_port
-from tests.support.upstream import start_upstream
-
-
-@pytest.fixture(scope="module")
-def up():
-    server = start_upstream()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def complete_with(up, model: str, **settings):

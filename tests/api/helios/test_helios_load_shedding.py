@@ -8,19 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from urllib.parse import urlsplit
 
-import pytest
 import requests
 
 from tests.support.helios import SEED_PYTHON, assert_helios_error, held_upstream, helios_app
-from tests.support.upstream import start_upstream
-
-
-@pytest.fixture(scope="module")
-def up():
-    server = start_upstream()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def _post(url: str, headers: dict | None = None, **changes) -> requests.Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,7 @@ import requests
 
 from service import create_app
 from tests.conftest import make_settings, serve
-from tests.support.procs import open_raw_stream
+from tests.support.rawhttp import open_sse
 
 MODEL = "smollm2-135m-instruct"
 
@@ -134,9 +133,9 @@ def test_disconnect_stops_local_generation(small_queue_app):
                                                      "max_tokens": 16, "temperature": 1.0,
                                                      "stop": []})
     per_token = (time.monotonic() - t0) / max(1, r.json()["usage"]["completion_tokens"])
-    body = json.dumps({"model": MODEL, "stream": True, "max_tokens": 1500, "temperature": 1.0,
-                       "messages": [{"role": "user", "content": "Write a very long story."}]}).encode()
-    s = open_raw_stream(url, "/v1/chat/completions", body, 4)
+    body = {"model": MODEL, "stream": True, "max_tokens": 1500, "temperature": 1.0,
+            "messages": [{"role": "user", "content": "Write a very long story."}]}
+    s = open_sse(url, "/v1/chat/completions", body, 4)
     assert local.gate._lock.locked()
     s.close()
     closed = time.monotonic()

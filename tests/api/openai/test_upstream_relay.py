@@ -9,7 +9,7 @@ import openai
 import pytest
 import requests
 
-from tests.support.procs import open_raw_stream
+from tests.support.rawhttp import open_sse
 
 
 def client(url: str, **kw) -> openai.OpenAI:
@@ -163,9 +163,8 @@ def test_mid_stream_failures_end_with_error_event_and_done(upstream_gateway, mod
 
 def test_client_disconnect_stops_upstream_stream(upstream_gateway):
     url, up = upstream_gateway
-    body = json.dumps({"model": "endless", "stream": True,
-                       "messages": [{"role": "user", "content": "go"}]}).encode()
-    s = open_raw_stream(url, "/v1/chat/completions", body, 3)
+    body = {"model": "endless", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    s = open_sse(url, "/v1/chat/completions", body, 3)
     s.close()
     closed_at = time.monotonic()
     deadline = closed_at + 5
