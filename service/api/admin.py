@@ -9,20 +9,15 @@ import hmac
 from datetime import date
 from typing import Optional
 
-import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, current_app, request
 from pydantic import ValidationError
 
 from ..core import errors
 from ..keys import KeySpec, hash_key
 from ..usage import usage_report
-from .context import read_json
+from .context import json_response, read_json
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-def _json(obj, status: int = 200) -> Response:
-    return Response(orjson.dumps(obj), status=status, mimetype="application/json")
 
 
 def _auth():
@@ -50,32 +45,32 @@ def create_key():
         param = ".".join(str(p) for p in err["loc"]) or None
         raise errors.InvalidRequest(f"{param}: {err['msg']}", param=param) from None
     record, secret = _auth().create_key(spec)
-    return _json({"key": secret, **record.public()}, status=201)
+    return json_response({"key": secret, **record.public()}, status=201)
 
 
 @bp.get("/keys")
 def list_keys():
     include_revoked = request.args.get("include_revoked", "true").lower() != "false"
     keys = _auth().store.list(include_revoked=include_revoked)
-    return _json({"object": "list", "data": [k.public() for k in keys]})
+    return json_response({"object": "list", "data": [k.public() for k in keys]})
 
 
 @bp.get("/keys/<key_id>")
 def show_key(key_id: str):
-    return _json(_existing(_auth().store.get(key_id), key_id).public())
+    return json_response(_existing(_auth().store.get(key_id), key_id).public())
 
 
 @bp.delete("/keys/<key_id>")
 @bp.post("/keys/<key_id>/revoke")
 def revoke_key(key_id: str):
-    return _json(_existing(_auth().store.revoke(key_id), key_id).public())
+    return json_response(_existing(_auth().store.revoke(key_id), key_id).public())
 
 
 @bp.get("/usage")
 def usage():
     rows = usage_report(_auth().store.db, key_id=request.args.get("key") or None,
                         since=_day("since"), until=_day("until"))
-    return _json({"object": "list", "data": rows})
+    return json_response({"object": "list", "data": rows})
 
 
 def _existing(record, key_id: str):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional
 
 import orjson
-from flask import Flask, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 
 from ..core import errors
 
@@ -93,6 +93,11 @@ def read_json() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise errors.InvalidRequest("the request body must be a JSON object")
     return body
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    """``obj`` as a JSON response (orjson: fast, and no key sorting)."""
+    return Response(orjson.dumps(obj), status=status, mimetype="application/json")
 
 
 def disconnect_check() -> Callable[[], bool]:

@@ -12,15 +12,16 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-import orjson
-from flask import Blueprint, Flask, Response, current_app
+from flask import Blueprint, Flask, current_app
 
 from ... import __version__
 from ...core import errors
 from ...core.types import GenerationRequest
 from ...gateway import get_gateway
 from ...providers.base import Provider
-from ..context import RequestRecord, current_record, disconnect_check, read_json
+from ..context import (
+    RequestRecord, current_record, disconnect_check, json_response, read_json,
+)
 from ..errors import register_renderer, to_gateway_error
 from . import prompting, protocol
 from .lifecycle import ModelLifecycle
@@ -60,10 +61,6 @@ def _helios() -> Helios:
     return current_app.extensions["helios"]
 
 
-def _json(obj, status: int = 200) -> Response:
-    return Response(orjson.dumps(obj), status=status, mimetype="application/json")
-
-
 def _uptime() -> float:
     return round(time.time() - get_gateway().started, 2)
 
@@ -92,7 +89,7 @@ def complete():
     record.routed(req.model, provider.name)
     with helios.concurrency.hold():
         suggestion, confidence = _suggest(provider, req, cursor, record)
-    return _json({"suggestion": suggestion, "confidence": round(confidence, 4),
+    return json_response({"suggestion": suggestion, "confidence": round(confidence, 4),
                   "processing_time": round(time.perf_counter() - record.start, 4)})
 
 
@@ -158,7 +155,7 @@ def health():
     status = helios.lifecycle.status(provider)
     body = {"status": status, "model_loaded": helios.lifecycle.ready(provider),
             "server_version": __version__, "uptime": _uptime()}
-    return _json(body, 200 if status == "healthy" else 503)
+    return json_response(body, 200 if status == "healthy" else 503)
 
 
 @bp.get("/status")
@@ -166,7 +163,7 @@ def status():
     gw, helios = get_gateway(), _helios()
     s = gw.settings
     provider, model = helios.lifecycle.try_target(gw.router)
-    return _json({
+    return json_response({
         "server_status": "reloading" if helios.lifecycle.reloading else "running",
         "model_loaded": helios.lifecycle.ready(provider),
         "model_name": model,
@@ -184,4 +181,4 @@ def restart():
     if provider is None:
         raise errors.ModelNotLoaded(f"no backend serves the Helios model {model or '(default)'!r}")
     helios.lifecycle.restart(provider)  # a restart already running covers this one
-    return _json({"message": "Server restart initiated"})
+    return json_response({"message": "Server restart initiated"})

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-import orjson
 from flask import Blueprint, Response
 
 from ...core import errors
 from ...core.types import ChunkStream, EmbeddingRequest, GenerationRequest, Usage
 from ...gateway import get_gateway
-from ..context import RequestRecord, current_record, disconnect_check, read_json
+from ..context import (
+    RequestRecord, current_record, disconnect_check, json_response, read_json,
+)
 from ..errors import register_renderer
 from ..streaming import ndjson_line, ndjson_response, write_stream
 from . import convert, models
@@ -21,10 +22,6 @@ from .protocol import (
 
 bp = Blueprint("ollama", __name__)
 register_renderer("ollama", convert.error_body)
-
-
-def _json(obj, status: int = 200) -> Response:
-    return Response(orjson.dumps(obj), status=status, mimetype="application/json")
 
 
 def _elapsed_ns(record: RequestRecord) -> int:
@@ -39,13 +36,13 @@ def root():
 
 @bp.get("/api/version")
 def version():
-    return _json({"version": get_gateway().settings.ollama_api_version})
+    return json_response({"version": get_gateway().settings.ollama_api_version})
 
 
 @bp.get("/api/tags")
 def tags():
     gw = get_gateway()
-    return _json({"models": [models.tag(m, gw.started) for m in gw.router.list_models()]})
+    return json_response({"models": [models.tag(m, gw.started) for m in gw.router.list_models()]})
 
 
 @bp.post("/api/show")
@@ -58,13 +55,13 @@ def show():
     info = models.find(gw.router, name)
     if info is None:
         raise errors.ModelNotFound(f"model '{name}' not found", param="model")
-    return _json(models.show(info, gw.started))
+    return json_response(models.show(info, gw.started))
 
 
 @bp.get("/api/ps")
 def ps():
     loaded = [m for p in get_gateway().router.providers for m in p.loaded_models()]
-    return _json({"models": [models.running(m) for m in loaded]})
+    return json_response({"models": [models.running(m) for m in loaded]})
 
 
 # ---- generation ---------------------------------------------------------------------
@@ -89,13 +86,13 @@ def _generate(endpoint: convert.Endpoint, w, req: GenerationRequest) -> Response
     provider = router.resolve(req)
     record.routed(req.model, provider.name, req.stream)
     if convert.is_load_only(endpoint, w):
-        return _json(convert.load_response(endpoint, w.model))
+        return json_response(convert.load_response(endpoint, w.model))
     if req.stream:
         enc = convert.StreamEncoder(endpoint, w.model, start_ns=int(record.start * 1e9))
         return ndjson_response(_ndjson(provider.stream(req), enc, record))
     gen = provider.generate(req, disconnect_check())
     record.add_usage(gen.usage)
-    return _json(convert.response(endpoint, w.model, gen, _elapsed_ns(record)))
+    return json_response(convert.response(endpoint, w.model, gen, _elapsed_ns(record)))
 
 
 def _ndjson(stream: ChunkStream, enc: convert.StreamEncoder,
@@ -128,7 +125,7 @@ def embed():
     out = {"model": w.model, "embeddings": result.vectors if result else []}
     out.update(total_duration=_elapsed_ns(current_record()), load_duration=0,
                prompt_eval_count=result.prompt_tokens if result else 0)
-    return _json(out)
+    return json_response(out)
 
 
 @bp.post("/api/embeddings")
@@ -136,4 +133,4 @@ def embeddings():
     body = read_json()
     w = parse(EmbeddingsRequest, body)
     result = _embed(w.model, [w.prompt] if w.prompt else [], body)
-    return _json({"embedding": result.vectors[0] if result else []})
+    return json_response({"embedding": result.vectors[0] if result else []})

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import orjson
-from flask import Blueprint, Response
+from flask import Blueprint
 
 from ...core import errors
 from ...core.types import ChunkStream, EmbeddingRequest, GenerationRequest
 from ...gateway import get_gateway
-from ..context import RequestRecord, current_record, disconnect_check, read_json
+from ..context import (
+    RequestRecord, current_record, disconnect_check, json_response, read_json,
+)
 from ..errors import register_renderer
 from ..streaming import SSE_DONE, sse_event, sse_response, write_stream
 from . import convert
@@ -18,10 +19,6 @@ from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 register_renderer("openai", convert.error_body)
-
-
-def _json(obj, status: int = 200) -> Response:
-    return Response(orjson.dumps(obj), status=status, mimetype="application/json")
 
 
 def _route(req: GenerationRequest | EmbeddingRequest, record: RequestRecord):
@@ -40,7 +37,7 @@ def chat_completions():
         return sse_response(_sse(provider.stream(req), req, record))
     gen = provider.generate(req, disconnect_check())
     record.add_usage(gen.usage)
-    return _json(convert.chat_response(gen))
+    return json_response(convert.chat_response(gen))
 
 
 @bp.post("/completions")
@@ -56,7 +53,7 @@ def completions():
     for r in reqs:
         gens.append(provider.generate(r, check))
         record.add_usage(gens[-1].usage)
-    return _json(convert.completion_response(gens))
+    return json_response(convert.completion_response(gens))
 
 
 @bp.post("/embeddings")
@@ -67,7 +64,7 @@ def embeddings():
     record = current_record()
     emb = _route(req, record).embed(req)
     record.prompt_tokens = emb.prompt_tokens
-    return _json(convert.embeddings_response(emb, wire.encoding_format))
+    return json_response(convert.embeddings_response(emb, wire.encoding_format))
 
 
 def _sse(stream: ChunkStream, req: GenerationRequest, record: RequestRecord) -> Iterator[bytes]:
@@ -79,7 +76,7 @@ def _sse(stream: ChunkStream, req: GenerationRequest, record: RequestRecord) -> 
 @bp.get("/models")
 def list_models():
     models = get_gateway().router.list_models()
-    return _json({"object": "list", "data": [_model(m) for m in models]})
+    return json_response({"object": "list", "data": [_model(m) for m in models]})
 
 
 @bp.get("/models/<path:model_id>")
@@ -87,7 +84,7 @@ def get_model(model_id: str):
     info = get_gateway().router.find_model(model_id)
     if info is None:
         raise errors.ModelNotFound(f"The model '{model_id}' does not exist", param="model")
-    return _json(_model(info))
+    return json_response(_model(info))
 
 
 def _model(m) -> dict:
