@@ -227,7 +227,8 @@ def test_decode_text_thoughts_tool_calls_and_usage():
     ("BLOCKLIST", False, "content_filter"), ("PROHIBITED_CONTENT", False, "content_filter"),
     ("SPII", False, "content_filter"), ("MODEL_ARMOR", False, "content_filter"),
     ("LANGUAGE", False, "content_filter"), ("IMAGE_SAFETY", False, "content_filter"),
-    ("MALFORMED_FUNCTION_CALL", False, "stop"), ("OTHER", False, "stop"), (None, False, None),
+    ("MALFORMED_FUNCTION_CALL", False, "malformed_function_call"), ("OTHER", False, "other"),
+    (None, False, None), ("FINISH_REASON_UNSPECIFIED", False, None),
 ])
 def test_finish_reason_mapping(raw, calls, expected):
     assert vc.finish_reason(raw, calls) == expected
