@@ -323,6 +323,22 @@ def test_stream_error_event_raises_after_the_text_before_it():
         list(vc.decode_stream(sse(b"<html>"), chat([])))
 
 
+def test_stream_without_finish_reason_is_incomplete():
+    it = vc.decode_stream(sse(ev([{"text": "Hi"}]), ev([{"text": " there"}])), chat([]))
+    assert next(it).text == "Hi" and next(it).text == " there"
+    with pytest.raises(errors.UpstreamError, match="no finishReason") as exc:
+        next(it)
+    assert exc.value.code == "upstream_incomplete"
+    with pytest.raises(errors.UpstreamError) as exc:  # no event at all
+        list(vc.decode_stream([b": keep-alive", b""], chat([])))
+    assert exc.value.code == "upstream_not_sse"
+
+
+def test_non_streamed_answer_without_finish_reason_keeps_none():
+    gen = vc.decode_response(ev([{"text": "Hi"}]), chat([]), MODEL)
+    assert gen.choices[0].finish_reason is None
+
+
 def test_stream_blocked_prompt_and_completion_echo():
     with pytest.raises(errors.InvalidRequest, match="SAFETY"):
         list(vc.decode_stream(sse({"promptFeedback": {"blockReason": "SAFETY"}}), chat([])))
