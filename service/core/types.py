@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Optional
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+# "stop" | "length" | "tool_calls" | "content_filter", or another reason a backend gave
+# (passed through, e.g. vLLM's "abort"); None when the backend gave none.
+FinishReason = str
 
 
 @dataclass(slots=True)

@@ -8,10 +8,18 @@ gateway has written any byte to its client; a read timeout is never retried
 
 Translation of failures happens here, once::
 
-    requests.ConnectTimeout / ConnectionError  -> UpstreamUnavailable (503)
+    requests.ConnectTimeout / ConnectionError  -> UpstreamUnavailable (503, Retry-After)
     requests.ReadTimeout                       -> UpstreamTimeout (504)
     upstream status >= 400                      -> raise_for_upstream_status()
     a failure while reading the body            -> UpstreamError (502)
+    the body stalling past the read timeout     -> UpstreamTimeout (504)
+    a body that decodes badly (``watch``)       -> the decoder's error, reported
+
+Bodies are always read lazily (``stream=True`` towards requests), so a
+non-streamed answer that stalls or breaks mid-body is translated by the same
+code as a stream, never mistaken for a failed connection. Every 503 for an
+unavailable upstream carries ``retry_after`` (the upstream's own value, else
+:data:`UNAVAILABLE_RETRY_AFTER`), so each API family sends ``Retry-After``.
 
 Every call is reported to ``HttpClient.observers`` as an :class:`UpstreamCall`
 (time to response headers, retries by kind, error kind), which is how metrics
@@ -24,7 +32,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import orjson
 import requests
@@ -37,7 +45,12 @@ from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Seconds a client is told to wait (``Retry-After``) when an upstream is unreachable,
+#: its connection pool is full, or it answered 503 without saying how long.
+UNAVAILABLE_RETRY_AFTER = 1.0
 
 
 @dataclass(slots=True)
@@ -140,13 +153,14 @@ class HttpClient:
              check_status: bool = True) -> "UpstreamResponse":
         """Send a request and (unless ``check_status`` is false) check its status.
 
-        The caller closes the result.
+        The caller closes the result. ``stream`` only documents the caller's intent:
+        every body is read lazily through the result.
         """
         start = time.perf_counter()
         call = UpstreamCall(upstream=upstream, method=method, seconds=0.0)
         self._retries.kinds = call.retries
         try:
-            result = self._send(method, url, body, headers, stream, timeout, verify, upstream,
+            result = self._send(method, url, body, headers, timeout, verify, upstream,
                                 check_status, call)
         except errors.GatewayError as exc:
             call.error = call.error or _error_kind(exc)
@@ -157,12 +171,13 @@ class HttpClient:
             self._report(call)
         return result
 
-    def _send(self, method, url, body, headers, stream, timeout, verify, upstream,
+    def _send(self, method, url, body, headers, timeout, verify, upstream,
               check_status, call: UpstreamCall) -> "UpstreamResponse":
         if not self._slots.acquire(timeout=self._slot_wait):
             call.error = "pool_exhausted"
             raise errors.UpstreamUnavailable(
-                f"too many concurrent requests to {upstream} (HTTPX_MAX_CONNECTIONS)")
+                f"too many concurrent requests to {upstream} (HTTPX_MAX_CONNECTIONS)",
+                retry_after=UNAVAILABLE_RETRY_AFTER)
         hdrs = {"Accept": "application/json"}
         data = None
         if body is not None:
@@ -171,7 +186,9 @@ class HttpClient:
         if headers:
             hdrs.update(headers)
         try:
-            resp = self.session.request(method, url, data=data, headers=hdrs, stream=stream,
+            # stream=True always: the body is read by UpstreamResponse, whose failures are
+            # body failures (a stall is a 504), not connection failures.
+            resp = self.session.request(method, url, data=data, headers=hdrs, stream=True,
                                         timeout=timeout or self.timeout, verify=verify,
                                         allow_redirects=False)
         except requests.ReadTimeout as exc:
@@ -181,11 +198,13 @@ class HttpClient:
         except requests.ConnectTimeout as exc:
             self._slots.release()
             call.error = "connect_timeout"
-            raise errors.UpstreamUnavailable(f"could not connect to {upstream}: timed out") from exc
+            raise errors.UpstreamUnavailable(f"could not connect to {upstream}: timed out",
+                                             retry_after=UNAVAILABLE_RETRY_AFTER) from exc
         except requests.RequestException as exc:
             self._slots.release()
             call.error = "connection_error"
-            raise errors.UpstreamUnavailable(f"could not connect to {upstream}: {_reason(exc)}") from exc
+            raise errors.UpstreamUnavailable(f"could not connect to {upstream}: {_reason(exc)}",
+                                             retry_after=UNAVAILABLE_RETRY_AFTER) from exc
         call.status = resp.status_code
         result = UpstreamResponse(resp, self._slots, upstream, self._report)
         if resp.status_code >= 400 and check_status:
@@ -213,6 +232,7 @@ class UpstreamResponse:
         self._report = report
         self._slots = slots
         self._closed = False
+        self._body_reported = False
         self._lock = threading.Lock()
 
     @property
@@ -258,16 +278,33 @@ class UpstreamResponse:
         if pending.strip():
             yield pending
 
+    def watch(self, items: Iterator[T]) -> Iterator[T]:
+        """``items`` decoded from this body; a failure raised while decoding them (a
+        truncated stream, a body that is not the promised format, an error event) is
+        reported to observers as a body error of this upstream call, once."""
+        try:
+            yield from items
+        except errors.InvalidRequest:
+            raise  # the upstream refused the request (e.g. a blocked prompt): not its fault
+        except errors.GatewayError as exc:
+            self._report_body(_BODY_KINDS.get(exc.code or "", "stream_error"))
+            raise
+
     def _broken(self, exc: Exception) -> errors.GatewayError:
         """Translate a failure while reading the body, and report it to observers."""
         err = _read_error(exc, self.upstream)
-        if self._report is not None:
-            kind = "read_timeout" if isinstance(err, errors.UpstreamTimeout) else "broken_body"
-            method = getattr(self.response.request, "method", None) or "?"
-            self._report(UpstreamCall(upstream=self.upstream, method=method, seconds=0.0,
-                                      status=self.response.status_code, error=kind,
-                                      phase="body"))
+        self._report_body("read_timeout" if isinstance(err, errors.UpstreamTimeout)
+                          else "broken_body")
         return err
+
+    def _report_body(self, kind: str) -> None:
+        with self._lock:
+            if self._body_reported or self._report is None:
+                return
+            self._body_reported = True
+        method = getattr(self.response.request, "method", None) or "?"
+        self._report(UpstreamCall(upstream=self.upstream, method=method, seconds=0.0,
+                                  status=self.response.status_code, error=kind, phase="body"))
 
     def close(self) -> None:
         with self._lock:
@@ -280,8 +317,16 @@ class UpstreamResponse:
             self._slots.release()
 
 
+# Error codes of decoders (see ``sse``) -> the kind counted in gateway_upstream_errors.
+_BODY_KINDS = {"upstream_incomplete": "truncated_stream", "upstream_not_sse": "not_sse",
+               "upstream_timeout": "read_timeout"}
+
+
 def _read_error(exc: Exception, upstream: str) -> errors.GatewayError:
-    if isinstance(exc, (requests.ReadTimeout, ReadTimeoutError)) or "timed out" in str(exc):
+    # requests wraps a body read timeout as ConnectionError(ReadTimeoutError(...)).
+    wrapped = exc.args[0] if exc.args else None
+    if isinstance(exc, (requests.ReadTimeout, ReadTimeoutError)) \
+            or isinstance(wrapped, ReadTimeoutError) or "timed out" in str(exc):
         return errors.UpstreamTimeout(f"{upstream} stopped sending (read timed out)")
     return errors.UpstreamError(f"connection to {upstream} broke mid-response: {_reason(exc)}")
 
@@ -306,9 +351,13 @@ def _excerpt(content: bytes, limit: int = 200) -> str:
 def upstream_message(resp: requests.Response) -> str:
     """The error message an upstream put in its body, in any common shape."""
     try:
-        body = orjson.loads(resp.content)
-    except (orjson.JSONDecodeError, requests.RequestException):
-        return _excerpt(resp.content)
+        content = resp.content
+    except (requests.RequestException, RuntimeError):  # the error body itself broke off
+        return "(unreadable body)"
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return _excerpt(content)
     if isinstance(body, list) and body:  # Vertex streaming errors come as a list
         body = body[0]
     if isinstance(body, dict):
@@ -322,7 +371,7 @@ def upstream_message(resp: requests.Response) -> str:
         for key in ("message", "detail"):
             if isinstance(body.get(key), str):
                 return body[key]
-    return _excerpt(resp.content)
+    return _excerpt(content)
 
 
 def raise_for_upstream_status(resp: requests.Response, upstream: str) -> None:
@@ -343,8 +392,9 @@ def raise_for_upstream_status(resp: requests.Response, upstream: str) -> None:
     if status == 429:
         raise errors.RateLimited(f"{upstream} is rate limiting: {msg}", retry_after=retry_after)
     if status == 503:
-        raise errors.UpstreamUnavailable(f"{upstream} is unavailable: {msg}",
-                                         retry_after=retry_after)
+        raise errors.UpstreamUnavailable(
+            f"{upstream} is unavailable: {msg}",
+            retry_after=UNAVAILABLE_RETRY_AFTER if retry_after is None else retry_after)
     raise errors.UpstreamError(f"{upstream} failed with HTTP {status}: {msg}")
 
 

@@ -136,6 +136,7 @@ class TokenRun:
         llama, s = self.llama, self.sampling
         if s.seed is not None:
             llama.set_seed(s.seed)
+        # Incremental: a character split across tokens is held back until it is whole.
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending = ""             # decoded text not yet released (may start a stop string)
         pending_lp: list[float] = []
@@ -173,7 +174,8 @@ class TokenRun:
                 self.finish_reason = self.finish_reason or "length"
         finally:
             gen.close()
-        pending += decoder.decode(b"", final=True)
+        # No final decode: bytes still buffered are a character cut short (by max_tokens or a
+        # stop), which would come out as U+FFFD; they are dropped instead.
         if pending or pending_lp:
             yield Piece(pending, pending_lp)
 

@@ -25,7 +25,7 @@ from ..core.types import (
 from ..settings import Settings
 from .base import DisconnectCheck, Provider
 from .http_client import HttpClient, UpstreamResponse
-from .sse import sse_objects
+from .sse import SseEvents, incomplete
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class OpenAICompatProvider(Provider):
 
     def stream(self, request: GenerationRequest) -> ChunkStream:
         resp = self._open(request, stream=True)
-        return ChunkStream(decode_stream(resp, request.kind), resp.close,
+        return ChunkStream(resp.watch(decode_stream(resp, request.kind)), resp.close,
                            model=request.model, provider=self.name)
 
     def probe(self, timeout: float = 5.0) -> Optional[str]:
@@ -215,10 +215,21 @@ def _usage(u: Any) -> Optional[Usage]:
                  completion_tokens=int(u.get("completion_tokens") or 0))
 
 
+# Names other OpenAI-style servers use for the standard reasons.
+_FINISH_ALIASES = {"eos": "stop", "eos_token": "stop", "stop_sequence": "stop",
+                   "end_turn": "stop", "max_tokens": "length", "model_length": "length",
+                   "function_call": "tool_calls"}
+
+
 def _finish(value: Any) -> Optional[str]:
-    if value is None:
+    """The upstream's finish reason: standard ones and known aliases mapped, any other
+    passed through as given (e.g. vLLM's ``abort``); missing stays None, never "stop"."""
+    if value is None or value == "":
         return None
-    return value if value in FINISH_REASONS else "stop"
+    if value in FINISH_REASONS:
+        return value
+    text = str(value)[:64]
+    return _FINISH_ALIASES.get(text.lower(), text)
 
 
 def _tool_calls(raw: Any) -> list[ToolCall]:
@@ -257,7 +268,7 @@ def decode_response(body: Any, request: GenerationRequest, provider: str) -> Gen
             index=c.get("index", i), text=text or "",
             reasoning=msg.get("reasoning_content") or msg.get("reasoning"),
             tool_calls=_tool_calls(msg.get("tool_calls")),
-            finish_reason=_finish(c.get("finish_reason")) or "stop",
+            finish_reason=_finish(c.get("finish_reason")),
             token_logprobs=_token_logprobs(c)))
     gen = Generation(model=body.get("model") or request.model, choices=choices,
                      usage=_usage(body.get("usage")), provider=provider)
@@ -267,13 +278,28 @@ def decode_response(body: Any, request: GenerationRequest, provider: str) -> Gen
 
 
 def decode_stream(resp: UpstreamResponse, kind: str) -> Iterator[Chunk]:
-    """Upstream SSE -> chunks; ends at ``[DONE]`` or EOF; error events raise."""
-    for event in sse_objects(resp.iter_lines(), "upstream"):
+    """Upstream SSE -> chunks; error events raise.
+
+    The answer is complete at ``data: [DONE]``, or at EOF once every choice it
+    started has a finish reason; any other end (a connection closed early on a
+    body without length or chunked framing) is an ``upstream_incomplete`` error.
+    """
+    events = SseEvents(resp.iter_lines(), resp.upstream)
+    started: set[int] = set()
+    finished: set[int] = set()
+    for event in events:
         if "error" in event and not event.get("choices"):
             err = event["error"]
             msg = err.get("message") if isinstance(err, dict) else str(err)
             raise errors.UpstreamError(f"upstream failed mid-stream: {msg}")
-        yield from _event_chunks(event, kind)
+        for chunk in _event_chunks(event, kind):
+            if chunk.index >= 0:
+                started.add(chunk.index)
+                if chunk.finish_reason:
+                    finished.add(chunk.index)
+            yield chunk
+    if not events.done and (not started or started - finished):
+        raise incomplete(resp.upstream, "no finish_reason and no [DONE]")
 
 
 def _event_chunks(event: dict, kind: str) -> Iterator[Chunk]:

@@ -147,8 +147,8 @@ class VertexProvider(Provider):
         body = vc.encode_request(request, model, self.thinking_budget)
         resp = self._send(self._url(model, "streamGenerateContent") + "?alt=sse", body,
                           stream=True)
-        return ChunkStream(vc.decode_stream(resp.iter_lines(), request), resp.close,
-                           model=model, provider=self.name)
+        chunks = resp.watch(vc.decode_stream(resp.iter_lines(), request))
+        return ChunkStream(chunks, resp.close, model=model, provider=self.name)
 
     def embed(self, request: EmbeddingRequest) -> Embeddings:
         model = _bare(request.model) or self.embedding_model

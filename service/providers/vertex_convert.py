@@ -31,7 +31,7 @@ from ..core.types import (
     Choice, Chunk, Generation, GenerationRequest, ImagePart, Message, TextPart, ToolCall,
     ToolCallDelta, Usage,
 )
-from .sse import sse_objects
+from .sse import incomplete, sse_objects
 
 log = logging.getLogger(__name__)
 
@@ -324,8 +324,9 @@ def finish_reason(raw: Optional[str], called_tools: bool) -> Optional[str]:
         return "length"
     if raw in CONTENT_FILTER:
         return "content_filter"
-    log.info("Vertex finishReason %s reported as 'stop'", raw)
-    return "tool_calls" if called_tools else "stop"
+    # Any other reason (MALFORMED_FUNCTION_CALL, OTHER, …) is reported as Vertex gave it,
+    # lower-cased like OpenAI's: calling it "stop" would claim a normal end.
+    return str(raw).lower()[:64]
 
 
 def usage(meta: Any) -> Optional[Usage]:
@@ -387,7 +388,7 @@ def decode_response(body: Any, request: GenerationRequest, model: str) -> Genera
         choices.append(Choice(
             index=int(cand.get("index", i)), text=prefix + "".join(text),
             reasoning="".join(reasoning) or None, tool_calls=calls,
-            finish_reason=finish_reason(cand.get("finishReason"), bool(calls)) or "stop",
+            finish_reason=finish_reason(cand.get("finishReason"), bool(calls)),
             token_logprobs=_logprobs(cand)))
     return Generation(model=body.get("modelVersion") or model, choices=choices,
                       usage=usage(body.get("usageMetadata")))
@@ -405,6 +406,7 @@ class StreamDecoder:
         self.usage: Optional[Usage] = None
         self._started: set[int] = set()
         self._calls: dict[int, int] = {}  # choice -> tool calls so far
+        self._finished: set[int] = set()  # candidates that carried a finishReason
 
     def feed(self, event: dict) -> Iterator[Chunk]:
         _check_blocked(event)
@@ -430,6 +432,8 @@ class StreamDecoder:
                 elif isinstance(part.get("text"), str):
                     (reasoning if part.get("thought") else text).append(part["text"])
             finish = finish_reason(cand.get("finishReason"), idx in self._calls)
+            if finish is not None:
+                self._finished.add(idx)
             chunk = Chunk(index=idx, role="assistant" if first else None, text="".join(text),
                           reasoning="".join(reasoning) or None, tool_calls=deltas,
                           finish_reason=finish, token_logprobs=_logprobs(cand))
@@ -437,6 +441,10 @@ class StreamDecoder:
                 yield chunk
 
     def close(self) -> Iterator[Chunk]:
+        """Usage, at the end of a complete stream; a stream that ended before every
+        candidate got its ``finishReason`` is an ``upstream_incomplete`` error."""
+        if not self._started or self._started - self._finished:
+            raise incomplete("vertex", "no finishReason")
         if self.usage is not None:
             yield Chunk(index=-1, usage=self.usage)
 
@@ -456,7 +464,8 @@ def stream_error(err: Any) -> errors.GatewayError:
 
 
 def decode_stream(lines: Iterable[bytes], request: GenerationRequest) -> Iterator[Chunk]:
-    """``alt=sse`` lines -> chunks. Vertex sends no ``[DONE]``: the stream ends at EOF."""
+    """``alt=sse`` lines -> chunks. Vertex sends no ``[DONE]``: the stream ends at EOF,
+    complete only when every candidate got a ``finishReason``."""
     dec = StreamDecoder(request)
     for event in sse_objects(lines, "vertex"):
         if "error" in event:

@@ -227,7 +227,8 @@ def test_decode_text_thoughts_tool_calls_and_usage():
     ("BLOCKLIST", False, "content_filter"), ("PROHIBITED_CONTENT", False, "content_filter"),
     ("SPII", False, "content_filter"), ("MODEL_ARMOR", False, "content_filter"),
     ("LANGUAGE", False, "content_filter"), ("IMAGE_SAFETY", False, "content_filter"),
-    ("MALFORMED_FUNCTION_CALL", False, "stop"), ("OTHER", False, "stop"), (None, False, None),
+    ("MALFORMED_FUNCTION_CALL", False, "malformed_function_call"), ("OTHER", False, "other"),
+    (None, False, None), ("FINISH_REASON_UNSPECIFIED", False, None),
 ])
 def test_finish_reason_mapping(raw, calls, expected):
     assert vc.finish_reason(raw, calls) == expected
@@ -320,6 +321,22 @@ def test_stream_error_event_raises_after_the_text_before_it():
         list(it)
     with pytest.raises(errors.UpstreamError, match="non-JSON"):
         list(vc.decode_stream(sse(b"<html>"), chat([])))
+
+
+def test_stream_without_finish_reason_is_incomplete():
+    it = vc.decode_stream(sse(ev([{"text": "Hi"}]), ev([{"text": " there"}])), chat([]))
+    assert next(it).text == "Hi" and next(it).text == " there"
+    with pytest.raises(errors.UpstreamError, match="no finishReason") as exc:
+        next(it)
+    assert exc.value.code == "upstream_incomplete"
+    with pytest.raises(errors.UpstreamError) as exc:  # no event at all
+        list(vc.decode_stream([b": keep-alive", b""], chat([])))
+    assert exc.value.code == "upstream_not_sse"
+
+
+def test_non_streamed_answer_without_finish_reason_keeps_none():
+    gen = vc.decode_response(ev([{"text": "Hi"}]), chat([]), MODEL)
+    assert gen.choices[0].finish_reason is None
 
 
 def test_stream_blocked_prompt_and_completion_echo():

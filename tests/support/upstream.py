@@ -15,6 +15,15 @@ Behaviours (the request's ``model`` picks one; counters per model):
   derived from a hash of the input; base64 when asked.
 - ``endless``: streams a chunk every 50 ms until the client goes away; records
   that in ``state.disconnects``.
+- ``truncated``: streams three chunks (no ``finish_reason``) on a response with
+  neither ``Content-Length`` nor chunked framing, written on the raw socket, then
+  closes it: EOF is a legal end of such a body, so only the missing finish tells.
+- ``jsonstream``: answers a stream request with a 200 plain JSON completion (no
+  ``data:`` lines). (``nonjson`` answers a 200 HTML page to streams too.)
+- ``stall``: non-streamed, sends the headers and half the body, then stalls 3 s.
+- ``nofinish`` / ``abortfinish``: non-streamed answers whose ``finish_reason`` is
+  null / ``"abort"`` (vLLM's reason for an aborted request).
+- ``always-503``: a 503 without ``Retry-After``.
 
 Used by tests and by ``benchmarks/`` (``echo`` is cheap enough to measure against).
 """
@@ -121,6 +130,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_json(503, {"error": {"message": "warming up"}}, {"Retry-After": "0"})
         if model == "always-500":
             return self._send_json(500, {"error": {"message": "upstream exploded"}})
+        if model == "always-503":
+            return self._send_json(503, {"error": {"message": "overloaded"}})
         if model == "always-429":
             return self._send_json(429, {"error": {"message": "slow down"}}, {"Retry-After": "7"})
         if model == "auth-fail":
@@ -141,10 +152,17 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.endswith("/embeddings"):
             return self._embeddings(model, body)
         text = "echo: " + _last_text(body, chat)
+        if model == "truncated":
+            return self._truncated(chat)
+        if model == "jsonstream" or (model == "stall" and not stream):
+            return self._json_then_stall(_completion(model, text, chat), model == "stall")
         if model == "tools":
             return self._tools(model, stream)
         if not stream:
-            return self._send_json(200, _completion(model, text, chat))
+            answer = _completion(model, text, chat)
+            if model in ("nofinish", "abortfinish"):
+                answer["choices"][0]["finish_reason"] = "abort" if model == "abortfinish" else None
+            return self._send_json(200, answer)
         return self._stream(model, text, chat, body)
 
     def _stream(self, model, text, chat, body):
@@ -190,6 +208,34 @@ class Handler(BaseHTTPRequestHandler):
             self._end_stream()
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _truncated(self, chat):
+        """Three chunks, then the connection closes: no finish, no [DONE], no framing."""
+        out = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        for i, word in enumerate(["one", " two", " three"]):
+            ch = ({"index": 0, "delta": {"content": word, **({"role": "assistant"} if i == 0
+                                                            else {})}, "finish_reason": None}
+                  if chat else {"index": 0, "text": word, "finish_reason": None})
+            out += b"data: " + json.dumps({"id": "up-3", "object": "chat.completion.chunk",
+                                           "created": 1, "model": "truncated",
+                                           "choices": [ch]}).encode() + b"\n\n"
+        self.connection.sendall(out)
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+
+    def _json_then_stall(self, obj, stall: bool):
+        data = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if not stall:
+            self.wfile.write(data)
+            return
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        time.sleep(3)
+        self.close_connection = True
 
     def _endless(self, chat):
         start = time.monotonic()

@@ -14,6 +14,8 @@ Behaviour, scripted by the model in the URL:
   Gemini 3) and the answer is ``"The weather: <response JSON>"``.
 - ``gemini-flaky-N``: 503 N times, then like any model. ``gemini-always-429``: 429.
 - ``gemini-stream-error``: one event, then ``data: {"error": …}``.
+- ``gemini-truncated``: three events without ``finishReason`` on a response with
+  neither length nor chunked framing (raw socket), then the connection closes.
 - ``gemini-missing``: 404 like Vertex's unknown publisher model.
 - Bearer tokens in ``state.revoked`` get 401.
 - ``POST /token``: an OAuth token endpoint (for google-auth service-account credentials).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler
@@ -108,6 +111,13 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
+    def _truncated(self, events: list):
+        out = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        out += b"".join(b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events)
+        self.connection.sendall(out)
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
@@ -165,6 +175,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._stream([_response([{"text": "partial "}], None, model, None),
                                  {"error": {"code": 500, "status": "INTERNAL",
                                             "message": "Internal error encountered."}}])
+        if model == "gemini-truncated":
+            return self._truncated([_response([{"text": w}], None, model, _usage(7, 0))
+                                    for w in ("one ", "two ", "three")])
         events = []
         if parts and "text" in parts[0]:
             words = parts[0]["text"].split(" ")

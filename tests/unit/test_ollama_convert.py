@@ -166,9 +166,19 @@ def test_stream_encoder_gathers_tool_call_fragments():
 
 def test_generate_stream_uses_response_field():
     enc = convert.StreamEncoder("generate", "m", clock=Clock())
-    lines = enc.encode(Chunk(text="x")) + enc.closing()
+    lines = enc.encode(Chunk(text="x")) + enc.encode(Chunk(finish_reason="length")) \
+        + enc.closing()
     assert lines[0]["response"] == "x" and "message" not in lines[0]
-    assert lines[-1]["response"] == "" and lines[-1]["done_reason"] == "stop"
+    assert lines[-1]["response"] == "" and lines[-1]["done_reason"] == "length"
+
+
+def test_done_reason_is_only_what_the_backend_said():
+    enc = convert.StreamEncoder("chat", "m", clock=Clock())
+    last = (enc.encode(Chunk(text="x")) + enc.closing())[-1]
+    assert last["done"] is True and "done_reason" not in last
+    assert convert._done_reason("tool_calls") == "stop"
+    assert convert._done_reason("content_filter") == "content_filter"
+    assert convert._done_reason(None) is None
 
 
 def test_arguments_that_are_not_an_object_are_an_upstream_error():

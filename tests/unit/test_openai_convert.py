@@ -2,7 +2,7 @@
 
 from service.api.openai import convert
 from service.api.openai.protocol import ChatCompletionRequest, parse
-from service.core.types import Chunk, ToolCallDelta, Usage
+from service.core.types import Choice, Chunk, Generation, ToolCallDelta, Usage
 from service.providers.openai_compat import encode_request
 
 
@@ -54,5 +54,14 @@ def test_stream_encoder_role_tool_calls_and_usage():
     assert first["choices"][0]["delta"]["tool_calls"][0]["id"] == "c"
     assert enc.encode(Chunk(index=-1, usage=Usage(3, 4))) == []
     tail = enc.closing()
-    assert tail[0]["choices"][0]["finish_reason"] == "stop"
+    # The backend gave no finish reason: none is invented, only the usage chunk follows.
+    assert len(tail) == 1
     assert tail[-1]["choices"] == [] and tail[-1]["usage"]["total_tokens"] == 7
+
+
+def test_answers_without_a_finish_reason_keep_it_null():
+    gen = Generation(model="m", choices=[Choice(text="hi")])
+    assert convert.chat_response(gen)["choices"][0]["finish_reason"] is None
+    assert convert.completion_response([gen])["choices"][0]["finish_reason"] is None
+    gen.choices[0].finish_reason = "length"
+    assert convert.chat_response(gen)["choices"][0]["finish_reason"] == "length"

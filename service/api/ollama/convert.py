@@ -173,9 +173,12 @@ def tool_calls_out(calls: list[ToolCall]) -> list[dict]:
     return out
 
 
-def _done_reason(finish: Optional[str]) -> str:
-    # Ollama reports "stop" after tool calls; "length" when num_predict ran out.
-    return "length" if finish == "length" else "stop"
+def _done_reason(finish: Optional[str]) -> Optional[str]:
+    """Ollama's ``done_reason`` for a finish reason: Ollama says "stop" after tool calls;
+    other reasons pass through; None (the backend gave none) stays None, not "stop"."""
+    if finish == "tool_calls":
+        return "stop"
+    return finish
 
 
 def final_fields(usage: Optional[Usage], finish: Optional[str], *, total_ns: int,
@@ -185,10 +188,14 @@ def final_fields(usage: Optional[Usage], finish: Optional[str], *, total_ns: int
     ``load_duration`` is 0: a model load is never part of one request here.
     """
     u = usage or Usage()
-    return {"done": True, "done_reason": _done_reason(finish), "total_duration": total_ns,
-            "load_duration": 0, "prompt_eval_count": u.prompt_tokens,
-            "prompt_eval_duration": prompt_ns, "eval_count": u.completion_tokens,
-            "eval_duration": eval_ns}
+    out: dict[str, Any] = {"done": True}
+    reason = _done_reason(finish)
+    if reason is not None:  # omitted when unknown, as Ollama's own omitempty does
+        out["done_reason"] = reason
+    out.update({"total_duration": total_ns, "load_duration": 0,
+                "prompt_eval_count": u.prompt_tokens, "prompt_eval_duration": prompt_ns,
+                "eval_count": u.completion_tokens, "eval_duration": eval_ns})
+    return out
 
 
 def _body(endpoint: Endpoint, text: str, thinking: Optional[str] = None,

@@ -166,7 +166,7 @@ def chat_response(gen: Generation) -> dict:
         if c.tool_calls:
             msg["tool_calls"] = _tool_calls(c.tool_calls)
         choices.append({"index": c.index, "message": msg, "logprobs": None,
-                        "finish_reason": c.finish_reason or "stop"})
+                        "finish_reason": c.finish_reason})
     return {"id": _chat_id(gen.id), "object": "chat.completion", "created": gen.created,
             "model": gen.model, "choices": choices, "usage": usage_dict(gen.usage)}
 
@@ -183,7 +183,7 @@ def completion_response(gens: list[Generation]) -> dict:
         for c in gen.choices:
             choices.append({"text": c.text, "index": len(choices),
                             "logprobs": _logprobs_legacy(c.token_logprobs),
-                            "finish_reason": c.finish_reason or "stop"})
+                            "finish_reason": c.finish_reason})
         if gen.usage:
             usage.prompt_tokens += gen.usage.prompt_tokens
             usage.completion_tokens += gen.usage.completion_tokens
@@ -265,19 +265,12 @@ class StreamEncoder:
                              "finish_reason": chunk.finish_reason}])]
 
     def closing(self) -> list[dict]:
-        """Finish chunks for choices the backend left open, then usage if asked."""
-        out = []
-        for i in sorted(self._started - self._finished):
-            if self.kind == "chat":
-                out.append(self._wrap([{"index": i, "delta": {}, "logprobs": None,
-                                        "finish_reason": "stop"}]))
-            else:
-                out.append(self._wrap([{"text": "", "index": i, "logprobs": None,
-                                        "finish_reason": "stop"}]))
-            self._finished.add(i)
+        """Usage if asked. A choice the backend ended without a finish reason (a clean
+        end of stream, e.g. ``[DONE]``) is left without one: the gateway does not
+        invent ``"stop"``; a stream cut short never gets here (the provider raises)."""
         if self.include_usage:
-            out.append(self._wrap([], usage=usage_dict(self.usage or Usage())))
-        return out
+            return [self._wrap([], usage=usage_dict(self.usage or Usage()))]
+        return []
 
 
 def error_body(exc: errors.GatewayError) -> dict:

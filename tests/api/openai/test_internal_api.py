@@ -35,3 +35,15 @@ def test_chat_is_served_by_the_next_provider(internal_gateway):
                                   messages=[{"role": "user", "content": "hi"}])
     assert r.choices[0].message.content is not None
     assert not any("messages" in b for b in up.state.bodies)  # never sent to the internal API
+
+
+def test_a_truncated_internal_stream_is_an_error(internal_gateway):
+    """The internal API's stream closes after three chunks without finish or [DONE]."""
+    url, _ = internal_gateway
+    c = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+    got = []
+    with pytest.raises(openai.APIError, match="before the answer was complete"):
+        for ch in c.completions.create(model="truncated", prompt="a", stream=True):
+            got.append(ch.choices[0].text)
+            assert ch.choices[0].finish_reason is None
+    assert "".join(got) == "one two three"

@@ -175,6 +175,20 @@ def test_mid_stream_error_event_then_done(vertex):
     assert events[-1] == b"data: [DONE]"
 
 
+def test_stream_ending_without_finish_reason_is_an_error_not_an_answer(vertex):
+    """Three events, no finishReason, then the connection closes (no framing): the openai
+    client raises instead of returning a truncated answer as if it were complete."""
+    url, _, _, _ = vertex
+    got = []
+    with pytest.raises(openai.APIError, match="before the answer was complete"):
+        for chunk in client(url).chat.completions.create(
+                model="gemini-truncated", messages=[{"role": "user", "content": "x"}],
+                stream=True):
+            got.append(chunk.choices[0].delta.content or "")
+            assert chunk.choices[0].finish_reason is None
+    assert "".join(got) == "one two three"
+
+
 def test_streamed_completion_with_suffix(vertex):
     url, standin, _, _ = vertex
     chunks = list(client(url).completions.create(
