@@ -13,18 +13,24 @@ refuse a request for a limit.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from typing import Optional
+import time
+import weakref
+from typing import Callable, Iterable, Optional
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
 )
 from prometheus_client import multiprocess
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "observe_request", "observe_upstream", "observe_queue_wait", "queue_rejected",
     "rate_limited", "request_started", "request_finished", "render", "CONTENT_TYPE_LATEST",
+    "usage_row_quarantined", "add_served_models",
 ]
 
 # LLM requests range from milliseconds (errors, cached lists) to minutes (long streams).
@@ -65,11 +71,49 @@ QUEUE_REJECTIONS = Counter(
     "gateway_local_queue_rejections", "Requests refused because the local model stayed busy.")
 RATE_LIMITED = Counter(
     "gateway_rate_limit_rejections", "Requests refused by a rate limit, by limit.", ["limit"])
+USAGE_QUARANTINED = Counter(
+    "gateway_usage_rows_quarantined",
+    "Usage rows the database refused (logged in full, not written; the rest go on).")
 
-# Client-chosen model names must not grow the label set without bound.
+# Model names come from clients: only names the gateway serves become label values
+# (bounded in number and length); any other name is counted as "other".
 MAX_MODEL_LABELS = 100
+MAX_LABEL_CHARS = 100
+SERVED_MODELS_SECONDS = 60.0  # how long a listing of the served models is trusted
+_listings: list[weakref.WeakMethod] = []  # weak: a listing must not keep its app alive
+_served_ids: frozenset[str] = frozenset()
+_served_at = float("-inf")
 _models: set[str] = set()
 _models_lock = threading.Lock()
+
+
+def add_served_models(listing: Callable[[], Iterable]) -> None:
+    """Tell the metrics which models the gateway serves: ``listing`` is a bound method
+    returning models (``.id``), e.g. ``router.list_models``, called at most once per
+    ``SERVED_MODELS_SECONDS``. A name no listing returns is labelled "other"."""
+    global _served_at
+    with _models_lock:
+        _listings.append(weakref.WeakMethod(listing))
+        _served_at = float("-inf")
+
+
+def _served_models() -> frozenset[str]:
+    global _served_ids, _served_at
+    with _models_lock:
+        if time.monotonic() - _served_at < SERVED_MODELS_SECONDS:
+            return _served_ids
+        _served_at = time.monotonic()  # one refresh at a time; others use the old list
+        _listings[:] = [ref for ref in _listings if ref() is not None]
+        listings = [ref() for ref in _listings]
+    ids: set[str] = set()
+    for listing in listings:
+        try:
+            ids.update(m.id for m in listing() if m is not None)
+        except Exception:  # noqa: BLE001 - a backend that cannot list now: keep the old names
+            log.warning("could not list the served models for metric labels", exc_info=True)
+            ids.update(_served_ids)
+    _served_ids = frozenset(ids)
+    return _served_ids
 
 
 def _model_label(model: Optional[str]) -> str:
@@ -77,6 +121,9 @@ def _model_label(model: Optional[str]) -> str:
         return ""
     if model in _models:
         return model
+    if len(model) > MAX_LABEL_CHARS or not model.isprintable() or \
+            model not in _served_models():
+        return "other"
     with _models_lock:
         if len(_models) < MAX_MODEL_LABELS:
             _models.add(model)
@@ -131,6 +178,11 @@ def queue_rejected() -> None:
 def rate_limited(limit: str) -> None:
     """A request was refused by the rate limit named ``limit`` (e.g. "key_rpm", "ip")."""
     RATE_LIMITED.labels(limit).inc()
+
+
+def usage_row_quarantined() -> None:
+    """The database refused a usage row; it was logged and skipped."""
+    USAGE_QUARANTINED.inc()
 
 
 def multiprocess_dir() -> Optional[str]:

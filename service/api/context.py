@@ -24,6 +24,7 @@ from ..core import errors
 
 access_log = logging.getLogger("service.access")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the response ended
 
 
 @dataclass(slots=True)
@@ -58,6 +59,12 @@ class RequestRecord:
         if usage is not None:
             self.prompt_tokens = (self.prompt_tokens or 0) + usage.prompt_tokens
             self.completion_tokens = (self.completion_tokens or 0) + usage.completion_tokens
+
+    def client_closed(self) -> None:
+        """The client hung up before the response ended: 499, as nginx logs it (the
+        status line said 200, but the answer was not delivered)."""
+        self.status = CLIENT_CLOSED_REQUEST
+        self.error_code = self.error_code or "client_closed_request"
 
     def first_token(self) -> None:
         if self.ttft_ms is None:

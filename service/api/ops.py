@@ -61,6 +61,7 @@ def init_app(app: Flask, settings: Settings) -> None:
                     settings.readiness_probe_timeout_seconds)
     gateway.http.observers.append(note_upstream)  # upstream_ms / upstream_retries in the log
     gateway.http.observers.append(metrics.observe_upstream)
+    metrics.add_served_models(gateway.router.list_models)  # model labels: served names only
 
     @app.before_request
     def _in_flight():

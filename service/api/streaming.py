@@ -61,8 +61,11 @@ def write_stream(stream: ChunkStream, encoder: StreamEncoder, record: RequestRec
 
     A failure after the first byte becomes one error object (then the
     terminator, if the family has one); ``finally`` closes the stream, which
-    stops generation on a client disconnect too, and records token usage.
+    stops generation on a client disconnect too, and records token usage: the
+    backend's final counts, or, when the client hung up first (the server closes
+    this generator at a ``yield``), what was spent until then, with status 499.
     """
+    left = False
     try:
         try:
             for chunk in stream:
@@ -78,6 +81,13 @@ def write_stream(stream: ChunkStream, encoder: StreamEncoder, record: RequestRec
             yield frame(error_body(err))
         if terminator is not None:
             yield terminator
+    except GeneratorExit:
+        left = True
+        raise
     finally:
         stream.close()
-        record.add_usage(encoder.usage)
+        if left:
+            record.add_usage(stream.spent())
+            record.client_closed()
+        else:
+            record.add_usage(encoder.usage or stream.spent())

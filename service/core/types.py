@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Optional
+from typing import Any, Callable, Iterator, Literal, Optional
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 # "stop" | "length" | "tool_calls" | "content_filter", or another reason a backend gave
@@ -232,24 +232,54 @@ class ModelInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+class StreamMeter:
+    """What a stream has cost so far (see ``core/metering.py``): the provider's own
+    running count when it has one, else usage the backend reported, else the chunks
+    seen (one completion token each) and an estimate of the prompt."""
+
+    __slots__ = ("prompt_estimate", "exact", "reported", "relayed")
+
+    def __init__(self, prompt_estimate: int = 0,
+                 exact: Optional[Callable[[], Usage]] = None):
+        self.prompt_estimate = prompt_estimate
+        self.exact = exact
+        self.reported: Optional[Usage] = None
+        self.relayed = 0
+
+    def see(self, chunk: Chunk) -> None:
+        if chunk.usage is not None:
+            self.reported = chunk.usage
+        elif chunk.index >= 0 and (chunk.text or chunk.reasoning or chunk.tool_calls):
+            self.relayed += 1
+
+    def usage(self) -> Usage:
+        if self.exact is not None:
+            return self.exact()
+        reported = self.reported or Usage()
+        return Usage(prompt_tokens=reported.prompt_tokens or self.prompt_estimate,
+                     completion_tokens=max(reported.completion_tokens, self.relayed))
+
+
 class ChunkStream:
     """An iterator of :class:`Chunk` with an explicit, idempotent ``close``.
 
     Providers return one from ``stream()`` after the backend accepted the
     request, so errors before the first byte still become plain HTTP errors.
     ``close`` stops generation (upstream response closed, model lock released)
-    whether or not iteration ever started.
+    whether or not iteration ever started. :meth:`spent` is what the stream has
+    cost so far, also when it was closed before its usage chunk.
     """
 
-    __slots__ = ("_it", "_on_close", "_closed", "model", "id", "created", "provider")
+    __slots__ = ("_it", "_on_close", "_closed", "model", "id", "created", "provider", "meter")
 
     def __init__(self, it: Iterator[Chunk], on_close=None, *, model: str = "",
-                 provider: str = ""):
+                 provider: str = "", meter: Optional[StreamMeter] = None):
         self._it = it
         self._on_close = on_close
         self._closed = False
         self.model = model
         self.provider = provider
+        self.meter = meter or StreamMeter()
         self.id = new_id("gen")
         self.created = int(time.time())
 
@@ -257,7 +287,13 @@ class ChunkStream:
         return self
 
     def __next__(self) -> Chunk:
-        return next(self._it)
+        chunk = next(self._it)
+        self.meter.see(chunk)
+        return chunk
+
+    def spent(self) -> Usage:
+        """Tokens spent so far (final once the usage chunk went by)."""
+        return self.meter.usage()
 
     def close(self) -> None:
         if self._closed:

@@ -36,7 +36,7 @@ from .. import metrics
 from ..core import errors
 from ..core.types import (
     Choice, Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest,
-    ModelInfo, ToolCall, Usage,
+    ModelInfo, StreamMeter, ToolCall, Usage,
 )
 from ..settings import Settings
 from . import fim, grammars, tool_calls
@@ -333,16 +333,18 @@ class LocalProvider(Provider):
         except BaseException:
             self.gate.release()
             raise
-        return ChunkStream(self._chunks(first, runs, request), self.gate.release,
-                           model=request.model, provider=self.name)
+        count = _RunningCount(len(first[1].tokens))
+        return ChunkStream(self._chunks(first, runs, request, count), self.gate.release,
+                           model=request.model, provider=self.name,
+                           meter=StreamMeter(exact=count.usage))
 
-    def _chunks(self, first, runs, request: GenerationRequest) -> Iterator[Chunk]:
-        usage = Usage()
+    def _chunks(self, first, runs, request: GenerationRequest,
+                count: "_RunningCount") -> Iterator[Chunk]:
         for i, p, run in _chain(first, runs):
+            count.run = run
             yield from _choice_chunks(i, p, run, request)
-            usage.prompt_tokens = len(p.tokens)
-            usage.completion_tokens += run.completion_tokens
-        yield Chunk(index=-1, usage=usage)
+            count.finished(run)
+        yield Chunk(index=-1, usage=count.usage())
 
     # ---- embeddings -----------------------------------------------------------
     def embed(self, request: EmbeddingRequest) -> Embeddings:
@@ -407,6 +409,26 @@ def _merge(choice: Choice, chunk: Chunk) -> None:
         choice.token_logprobs.extend(chunk.token_logprobs)
     if chunk.finish_reason:
         choice.finish_reason = chunk.finish_reason
+
+
+class _RunningCount:
+    """A stream's exact token counts so far, also mid-choice (a client that hangs up
+    still spent the prompt and every token generated until then)."""
+
+    __slots__ = ("prompt", "done", "run")
+
+    def __init__(self, prompt: int):
+        self.prompt = prompt  # counted once, like the final usage (the prompt is shared)
+        self.done = 0
+        self.run = None
+
+    def finished(self, run) -> None:
+        self.done += run.completion_tokens
+        self.run = None
+
+    def usage(self) -> Usage:
+        running = self.run.completion_tokens if self.run is not None else 0
+        return Usage(prompt_tokens=self.prompt, completion_tokens=self.done + running)
 
 
 def _chain(first, rest):

@@ -18,9 +18,10 @@ from typing import Any, Iterator, Optional
 import orjson
 
 from ..core import errors
+from ..core.metering import estimated_prompt_tokens
 from ..core.types import (
     Choice, Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest,
-    ImagePart, Message, ModelInfo, TextPart, ToolCall, ToolCallDelta, Usage,
+    ImagePart, Message, ModelInfo, StreamMeter, TextPart, ToolCall, ToolCallDelta, Usage,
 )
 from ..settings import Settings
 from .base import DisconnectCheck, Provider
@@ -96,7 +97,8 @@ class OpenAICompatProvider(Provider):
     def stream(self, request: GenerationRequest) -> ChunkStream:
         resp = self._open(request, stream=True)
         return ChunkStream(resp.watch(decode_stream(resp, request.kind)), resp.close,
-                           model=request.model, provider=self.name)
+                           model=request.model, provider=self.name,
+                           meter=StreamMeter(estimated_prompt_tokens(request)))
 
     def probe(self, timeout: float = 5.0) -> Optional[str]:
         """Ready when ``GET /v1/models`` answers 200."""

@@ -26,8 +26,10 @@ from typing import Optional
 from urllib.parse import quote
 
 from ..core import errors
+from ..core.metering import estimated_prompt_tokens
 from ..core.types import (
     ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo,
+    StreamMeter,
 )
 from ..settings import Settings
 from . import vertex_convert as vc
@@ -148,7 +150,8 @@ class VertexProvider(Provider):
         resp = self._send(self._url(model, "streamGenerateContent") + "?alt=sse", body,
                           stream=True)
         chunks = resp.watch(vc.decode_stream(resp.iter_lines(), request))
-        return ChunkStream(chunks, resp.close, model=model, provider=self.name)
+        return ChunkStream(chunks, resp.close, model=model, provider=self.name,
+                           meter=StreamMeter(estimated_prompt_tokens(request)))
 
     def embed(self, request: EmbeddingRequest) -> Embeddings:
         model = _bare(request.model) or self.embedding_model

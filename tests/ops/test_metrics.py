@@ -192,6 +192,31 @@ def test_a_stream_cut_by_the_upstream_is_an_upstream_error(gateway):
 
 def test_model_labels_are_bounded(monkeypatch):
     monkeypatch.setattr(metrics, "_models", set())
+    monkeypatch.setattr(metrics, "_served_ids", frozenset({"a", "b", "c", "x" * 101}))
+    monkeypatch.setattr(metrics, "_served_at", time.monotonic())
     monkeypatch.setattr(metrics, "MAX_MODEL_LABELS", 2)
-    assert [metrics._model_label(m) for m in ("a", "b", "c", "a", None)] == \
-        ["a", "b", "other", "a", ""]
+    assert [metrics._model_label(m) for m in ("a", "b", "c", "a", None, "made-up", "x" * 101)] \
+        == ["a", "b", "other", "a", "", "other", "other"]
+
+
+def test_made_up_model_names_keep_metrics_small(gateway):
+    """Unknown names are routed to the default backend and served, but their metrics are
+    one "other" label: 500 long made-up names do not grow /metrics by megabytes."""
+    url, _ = gateway
+    requests.post(url + CHAT, json={"model": "echo-1", "messages": [
+        {"role": "user", "content": "hi"}]}, timeout=10).raise_for_status()
+    size = len(requests.get(url + "/metrics", timeout=10).content)
+    before = scrape(url)
+    session = requests.Session()
+    for i in range(500):
+        r = session.post(url + "/v1/completions", timeout=10, json={
+            "model": f"made-up-{i}-" + "m" * 200, "prompt": "x", "max_tokens": 1})
+        assert r.status_code == 200
+    _eventually(lambda: _delta(before, scrape(url), "gateway_requests_total",
+                               route="/v1/completions") == 500)
+    after = requests.get(url + "/metrics", timeout=10)
+    assert len(after.content) - size < 20_000, f"/metrics grew by {len(after.content) - size} B"
+    assert "made-up" not in after.text
+    assert _delta(before, scrape(url), "gateway_requests_total", route="/v1/completions",
+                  model="other") == 500
+    assert value(scrape(url), "gateway_requests_total", model="echo-1") >= 1  # served: named

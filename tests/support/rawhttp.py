@@ -8,20 +8,23 @@ import time
 from typing import Optional
 
 
-def open_post(url: str, path: str, body: dict) -> socket.socket:
+def open_post(url: str, path: str, body: dict,
+              headers: Optional[dict] = None) -> socket.socket:
     """Send a POST that asks the server to close after the response; return the socket."""
     host, port = url.removeprefix("http://").split(":")
     data = json.dumps(body).encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode()
     s = socket.create_connection((host, int(port)), timeout=60)
-    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s"
               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-              % (path.encode(), len(data), data))
+              % (path.encode(), extra, len(data), data))
     return s
 
 
-def open_sse(url: str, path: str, body: dict, events: int) -> socket.socket:
+def open_sse(url: str, path: str, body: dict, events: int,
+             headers: Optional[dict] = None) -> socket.socket:
     """POST ``body`` and return the socket once ``events`` SSE events arrived."""
-    s = open_post(url, path, body)
+    s = open_post(url, path, body, headers)
     got = b""
     while got.count(b"data: ") < events:
         data = s.recv(4096)

@@ -105,9 +105,6 @@ def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor,
         raise _failure(exc, record) from exc
     try:
         for chunk in stream:
-            if chunk.usage is not None:
-                record.prompt_tokens = chunk.usage.prompt_tokens
-                record.completion_tokens = chunk.usage.completion_tokens
             if chunk.index != 0:
                 continue
             finish = chunk.finish_reason or finish
@@ -131,6 +128,9 @@ def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor,
         raise _failure(exc, record) from exc
     finally:
         stream.close()
+        # Also when the suggestion was complete (or the client left) before the backend's
+        # usage chunk: the tokens generated until then were spent.
+        record.add_usage(stream.spent())
     return builder.result(truncated=finish == "length")
 
 
