@@ -88,6 +88,23 @@ def current_record() -> RequestRecord:
     return g.record
 
 
+#: Deepest JSON nesting a body may have. orjson (and so every relay and response) stops at
+#: 255 levels; conversions add a few, so bodies are bounded well below that at the door.
+MAX_JSON_DEPTH = 128
+
+
+def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` nests containers more than ``limit`` levels deep (iteratively)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
 def read_json() -> dict[str, Any]:
     """The body as a JSON object, or InvalidRequest naming what is wrong."""
     data = request.get_data(cache=False)
@@ -99,6 +116,9 @@ def read_json() -> dict[str, Any]:
         raise errors.InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise errors.InvalidRequest("the request body must be a JSON object")
+    if _too_deep(body):
+        raise errors.InvalidRequest(
+            f"the request body nests JSON more than {MAX_JSON_DEPTH} levels deep")
     return body
 
 
