@@ -97,7 +97,7 @@ def _within_depth(node: dict | list, budget: int) -> bool:
     """Whether ``node`` nests containers at most ``budget`` levels deep.
 
     Recursion stops at ``budget`` (≤ MAX_JSON_DEPTH), far below Python's limit; only
-    containers are visited, so a long body costs about a tenth of parsing it.
+    containers are visited (strings and numbers are not walked).
     """
     if budget <= 0:
         return False
