@@ -67,6 +67,16 @@ def _spec(args) -> KeySpec:
                    tokens_per_minute=args.tokens_per_minute, allowed_models=models)
 
 
+def _printable(value) -> str:
+    """``value`` as text with control and format characters escaped: a key name must not
+    move the cursor, clear the screen or reorder text in an operator's terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 def _print_key(key: ApiKey, as_json: bool, secret: Optional[str] = None) -> None:
     if as_json:
         out = key.public() if secret is None else {"key": secret, **key.public()}
@@ -77,11 +87,11 @@ def _print_key(key: ApiKey, as_json: bool, secret: Optional[str] = None) -> None
         print("(store this key now: it is shown only once)", file=sys.stderr)
     for name, value in key.public().items():
         if value is not None and name != "static":
-            print(f"{name:20} {value}")
+            print(f"{name:20} {_printable(value)}")
 
 
 def _table(rows: list[dict], columns: Sequence[str]) -> None:
-    cells = [[str("" if r[c] is None else r[c]) for c in columns] for r in rows]
+    cells = [[_printable("" if r[c] is None else r[c]) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for row in cells:

@@ -48,29 +48,14 @@ class Limits:
             strategy=settings.ratelimit_strategy,
             key_prefix=settings.ratelimit_key_prefix,
             storage_options={"wrap_exceptions": True},  # StorageError -> 503 below
-            headers_enabled=True,
+            # The X-RateLimit-* headers are read from the storage in ``_admit`` (before the
+            # view), never after it: flask-limiter's own after-request injection turns a
+            # storage that fails mid-request into a 500 and rewrites Retry-After.
+            headers_enabled=False,
             # Count unrouted model paths too (flask-limiter skips requests without an endpoint).
             request_identifier=lambda: request.endpoint or request.path,
         )
-
-        # flask-limiter writes Retry-After on every response it saw; keep its value only
-        # on its own refusals and restore whatever the response said (e.g. 503 model busy).
-        @app.after_request  # registered before flask-limiter's hook: runs after it
-        def _restore_retry_after(response: Response) -> Response:
-            if not g.get("limiter_refused"):
-                original = g.get("retry_after_header")
-                if original is None:
-                    response.headers.pop("Retry-After", None)
-                else:
-                    response.headers["Retry-After"] = original
-            return response
-
         self.limiter.init_app(app)
-
-        @app.after_request  # registered after flask-limiter's hook: runs before it
-        def _keep_retry_after(response: Response) -> Response:
-            g.retry_after_header = response.headers.get("Retry-After")
-            return response
 
     # ---- requests per minute (flask-limiter) ------------------------------------
     @staticmethod
@@ -92,14 +77,28 @@ class Limits:
             per_minute = self.settings.rate_limit_per_key
         return f"{per_minute}/minute" if per_minute else ""
 
-    def refusal(self, exc: RateLimitExceeded) -> Response:
-        g.limiter_refused = True
-        metrics.rate_limited("requests")
+    def request_headers(self) -> dict[str, str]:
+        """X-RateLimit-* for this request's limit (reads the storage; may raise StorageError)."""
         current = self.limiter.current_limit
-        retry = max(1, int(current.reset_at - time.time())) if current is not None else 60
-        return render_error(errors.RateLimited(
+        if current is None:
+            return {}
+        return {"X-RateLimit-Limit": str(current.limit.amount),
+                "X-RateLimit-Remaining": str(current.remaining),
+                "X-RateLimit-Reset": str(int(current.reset_at))}
+
+    def refusal(self, exc: RateLimitExceeded) -> Response:
+        metrics.rate_limited("requests")
+        try:
+            headers = self.request_headers()
+        except StorageError as down:
+            return _storage_down(down)
+        reset = int(headers.get("X-RateLimit-Reset", time.time() + 60))
+        retry = max(1, reset - int(time.time()))
+        response = render_error(errors.RateLimited(
             f"rate limit of {exc.limit.limit.amount} requests per minute reached; "
             f"retry in {retry} s", retry_after=retry))
+        response.headers.update(headers)
+        return response
 
     # ---- tokens per minute --------------------------------------------------------
     def token_limit(self) -> Optional[RateLimitItemPerMinute]:
@@ -153,6 +152,7 @@ def init_app(app: Flask, settings: Settings) -> Limits:
     def _admit():
         if not needs_key(request.path):
             return
+        g.rate_headers = limits.request_headers()  # a storage failure here is the same 503
         key = current_key()
         item = limits.token_limit()
         if item is not None:
@@ -162,6 +162,7 @@ def init_app(app: Flask, settings: Settings) -> Limits:
 
     @app.after_request
     def _tokens(response: Response) -> Response:
+        response.headers.update(g.get("rate_headers") or {})
         item: Optional[RateLimitItemPerMinute] = g.get("token_limit")
         if item is None:
             return response

@@ -88,6 +88,26 @@ def current_record() -> RequestRecord:
     return g.record
 
 
+#: Deepest JSON nesting a body may have. orjson (and so every relay and response) stops at
+#: 255 levels; conversions add a few, so bodies are bounded well below that at the door.
+MAX_JSON_DEPTH = 128
+
+
+def _within_depth(node: dict | list, budget: int) -> bool:
+    """Whether ``node`` nests containers at most ``budget`` levels deep.
+
+    Recursion stops at ``budget`` (≤ MAX_JSON_DEPTH), far below Python's limit; only
+    containers are visited (strings and numbers are not walked).
+    """
+    if budget <= 0:
+        return False
+    for value in (node.values() if type(node) is dict else node):
+        kind = type(value)
+        if (kind is dict or kind is list) and not _within_depth(value, budget - 1):
+            return False
+    return True
+
+
 def read_json() -> dict[str, Any]:
     """The body as a JSON object, or InvalidRequest naming what is wrong."""
     data = request.get_data(cache=False)
@@ -99,6 +119,9 @@ def read_json() -> dict[str, Any]:
         raise errors.InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise errors.InvalidRequest("the request body must be a JSON object")
+    if not _within_depth(body, MAX_JSON_DEPTH):
+        raise errors.InvalidRequest(
+            f"the request body nests JSON more than {MAX_JSON_DEPTH} levels deep")
     return body
 
 

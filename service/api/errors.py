@@ -76,7 +76,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc):
-        return render_error(from_http_exception(exc))
+        resp = render_error(from_http_exception(exc))
+        allow = dict(exc.get_headers()).get("Allow")
+        if allow:  # a 405 says which methods the route takes (RFC 9110)
+            resp.headers["Allow"] = allow
+        return resp
 
     @app.errorhandler(Exception)
     def _other(exc):

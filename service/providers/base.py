@@ -53,6 +53,12 @@ class Provider(ABC):
                  disconnected: Optional[DisconnectCheck] = None) -> Generation:
         """Run a request to completion."""
 
+    def generate_batch(self, requests: list[GenerationRequest],
+                       disconnected: Optional[DisconnectCheck] = None) -> list[Generation]:
+        """Run requests that differ only in their prompt (a legacy completions batch);
+        one after another here, as one call where the backend takes a list."""
+        return [self.generate(r, disconnected) for r in requests]
+
     @abstractmethod
     def stream(self, request: GenerationRequest) -> ChunkStream:
         """Start a streamed request; the backend has accepted it when this returns."""

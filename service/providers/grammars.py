@@ -24,6 +24,7 @@ import json
 from typing import Any, Optional
 
 import llama_cpp
+from jsonschema import Draft202012Validator, SchemaError
 from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar, SchemaConverter
 
 from ..core import errors
@@ -54,10 +55,12 @@ class _Rules:
                                     raw_pattern=False)
 
     def schema(self, schema: dict, name: str, param: str) -> str:
+        check_schema(schema, param)
         try:
             resolved = self.conv.resolve_refs(_bounded_integers(schema), name)
             return self.conv.visit(resolved, name)
-        except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
+        except (AssertionError, AttributeError, KeyError, ValueError, TypeError,
+                RecursionError) as exc:
             raise errors.InvalidRequest(
                 f"the JSON schema in '{param}' cannot be turned into a grammar: {exc}",
                 param=param) from exc
@@ -69,6 +72,21 @@ class _Rules:
         if "char" in self.conv._rules:
             self.conv._rules["char"] = _STRICT_CHAR
         return self.conv.format_grammar()
+
+
+def check_schema(schema: Any, param: str) -> None:
+    """A 400 naming the spot when ``schema`` is not a JSON Schema at all (checked
+    against the 2020-12 meta-schema), before the converter meets it."""
+    if not isinstance(schema, dict):
+        raise errors.InvalidRequest(f"the JSON schema in '{param}' must be an object",
+                                    param=param)
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = exc.json_path.replace("$", param, 1)
+        raise errors.InvalidRequest(
+            f"the JSON schema in '{param}' is not a valid JSON Schema at {where}: "
+            f"{exc.message[:200]}", param=param) from None
 
 
 _MAX_ENUMERATED_RANGE = 1024

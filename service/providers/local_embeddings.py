@@ -97,7 +97,12 @@ class LocalEmbedder:
         if not item or any(not 0 <= t < n_vocab for t in item):
             raise errors.InvalidRequest(
                 f"input[{i}] must be a non-empty list of token ids below {n_vocab}", param="input")
-        return llama.detokenize(item).decode("utf-8", errors="replace")
+        text = llama.detokenize(item).decode("utf-8", errors="replace")
+        if not text:  # only special tokens (BOS, EOS…): llama.cpp cannot decode nothing
+            raise errors.InvalidRequest(
+                f"input[{i}] holds only special tokens; there is no text to embed",
+                param="input")
+        return text
 
     def close(self) -> None:
         if self._llama is not None:

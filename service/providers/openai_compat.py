@@ -94,6 +94,19 @@ class OpenAICompatProvider(Provider):
         body = self._open(request, stream=False).json()
         return decode_response(body, request, self.name)
 
+    def generate_batch(self, requests: list[GenerationRequest],
+                       disconnected: Optional[DisconnectCheck] = None) -> list[Generation]:
+        """A completions batch as one upstream call: OpenAI's ``prompt`` takes a list."""
+        if len(requests) == 1:
+            return [self.generate(requests[0], disconnected)]
+        body = encode_request(requests[0], stream=False)
+        body["prompt"] = [r.prompt for r in requests]
+        answer = self.http.send("POST", self._url(requests[0]), body=body,
+                                headers=self._headers, upstream=self.label).json()
+        gen = decode_response(answer, requests[0], self.name)
+        gen.choices.sort(key=lambda c: c.index)
+        return [gen]
+
     def stream(self, request: GenerationRequest) -> ChunkStream:
         resp = self._open(request, stream=True)
         return ChunkStream(resp.watch(decode_stream(resp, request.kind)), resp.close,
@@ -165,6 +178,8 @@ def encode_request(r: GenerationRequest, stream: bool) -> dict[str, Any]:
     if r.raw_family == "openai" and r.raw is not None:
         body = dict(r.raw)
         body["model"] = r.model
+        if r.kind == "completion":
+            body["prompt"] = r.prompt  # one prompt of a batch (generate_batch sends the list)
     else:
         body = {"model": r.model}
         if r.kind == "chat":

@@ -12,6 +12,8 @@ import requests
 
 from service import create_app
 from service.api.context import on_request_done
+from limits.storage import MemoryStorage
+
 from service.keys import KeySpec
 from tests.conftest import make_settings, serve
 from tests.support.streams import read_stream as _stream
@@ -119,3 +121,61 @@ def test_unreachable_limit_storage_is_a_503_not_a_crash(upstream, tmp_path):
         assert exc.value.status_code == 503 and exc.value.code == "service_unavailable"
         assert "rate limit storage" in exc.value.message
         assert requests.get(url + "/healthz").status_code == 200
+
+
+class _DyingStorage(MemoryStorage):
+    """In-memory counters that fail every call once ``dead`` is set, as a Redis that
+    goes away mid-request does."""
+
+    STORAGE_SCHEME = ["dying"]
+    dead = False
+
+    @property
+    def base_exceptions(self):
+        return ConnectionError
+
+    def _alive(self):
+        if _DyingStorage.dead:
+            raise ConnectionError("storage went away")
+
+    def incr(self, *args, **kwargs):
+        self._alive()
+        return super().incr(*args, **kwargs)
+
+    def get(self, *args, **kwargs):
+        self._alive()
+        return super().get(*args, **kwargs)
+
+    def get_expiry(self, *args, **kwargs):
+        self._alive()
+        return super().get_expiry(*args, **kwargs)
+
+
+@pytest.mark.parametrize("path, body, family", [
+    ("/v1/chat/completions", {"model": "echo-1", "messages": CHAT}, "openai"),
+    ("/api/chat", {"model": "echo-1", "messages": CHAT, "stream": False}, "ollama"),
+    ("/v1/chat/completions", {"model": "echo-1", "messages": CHAT, "stream": True}, "openai"),
+])
+def test_storage_dying_between_the_check_and_the_response(upstream, tmp_path, path, body,
+                                                         family):
+    """The admitted request is answered (its limit headers were read at admission: no
+    storage call after the view, so no 500); the next one is the failed check's 503."""
+    app = create_app(make_settings(lm_studio_base_url=upstream.url, data_dir=tmp_path,
+                                   rate_limit_per_ip=50, ratelimit_storage_uri="dying://"))
+
+    @app.before_request  # registered last: runs after the limit check, before the view
+    def _storage_dies():
+        _DyingStorage.dead = True
+
+    _DyingStorage.dead = False
+    with serve(app) as url:
+        admitted = requests.post(url + path, json=body, timeout=10)
+        app.before_request_funcs[None].remove(_storage_dies)
+        refused = requests.post(url + path, json=body, timeout=10)
+    _DyingStorage.dead = False
+    assert admitted.status_code == 200, admitted.text
+    assert admitted.headers["X-RateLimit-Limit"] == "50"
+    assert refused.status_code == 503, refused.text
+    assert int(refused.headers["Retry-After"]) >= 1
+    err = refused.json()["error"]
+    assert "rate limit storage" in (err["message"] if family == "openai" else err)

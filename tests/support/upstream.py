@@ -158,12 +158,25 @@ class Handler(BaseHTTPRequestHandler):
             return self._json_then_stall(_completion(model, text, chat), model == "stall")
         if model == "tools":
             return self._tools(model, stream)
+        if not chat and not stream and isinstance(body.get("prompt"), list):
+            return self._prompt_batch(model, body["prompt"])
         if not stream:
             answer = _completion(model, text, chat)
             if model in ("nofinish", "abortfinish"):
                 answer["choices"][0]["finish_reason"] = "abort" if model == "abortfinish" else None
             return self._send_json(200, answer)
         return self._stream(model, text, chat, body)
+
+    def _prompt_batch(self, model, prompts):
+        """One choice per prompt, as OpenAI answers a prompt list; sent last first, so
+        a gateway must order them by ``index``."""
+        choices = [{"index": i, "text": "echo: " + str(p), "finish_reason": "stop",
+                    "logprobs": None} for i, p in enumerate(prompts)]
+        self._send_json(200, {"id": "up-batch", "object": "text_completion", "created": 1,
+                              "model": model, "choices": choices[::-1],
+                              "usage": {"prompt_tokens": 5 * len(prompts),
+                                        "completion_tokens": 3 * len(prompts),
+                                        "total_tokens": 8 * len(prompts)}})
 
     def _stream(self, model, text, chat, body):
         self._start_stream()

@@ -149,6 +149,14 @@ def test_cli_create_list_show_revoke_usage(tmp_path):
     assert "owner_email" in cli("create", "--owner", "nope", ok=False).stderr
     assert json.loads(cli("usage", "--since", "2020-01-01", "--json").stdout) == []
 
+    # A name with terminal escapes, a bell and a right-to-left override is shown escaped.
+    hostile = "evil\x1b[2J\x07\u202egnp.exe"
+    made = json.loads(cli("create", "--name", hostile, "--json").stdout)
+    assert made["name"] == hostile  # stored as given; JSON output escapes it itself
+    for out in (cli("list").stdout, cli("show", made["id"]).stdout):
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+        assert "evil\\x1b[2J\\x07\\u202egnp.exe" in out
+
 
 def test_unreachable_database_names_the_variable(tmp_path):
     with pytest.raises(ConfigError) as exc:

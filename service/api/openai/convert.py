@@ -83,13 +83,20 @@ def chat_request(w: ChatCompletionRequest, body: dict) -> GenerationRequest:
     return r
 
 
+MAX_COMPLETION_PROMPTS = 128  # prompts in one legacy completions request
+
+
 def completion_requests(w: CompletionRequest, body: dict) -> list[GenerationRequest]:
-    """One internal request per prompt (OpenAI allows a batch of prompts)."""
+    """One internal request per prompt (OpenAI allows a batch of prompts); providers
+    that take a list send the batch as one call (``Provider.generate_batch``)."""
     prompts = w.prompt
     if isinstance(prompts, str):
         prompts = [prompts]
     if not prompts:
         raise errors.InvalidRequest("'prompt' must not be empty", param="prompt")
+    if len(prompts) > MAX_COMPLETION_PROMPTS:
+        raise errors.InvalidRequest(
+            f"'prompt' may hold at most {MAX_COMPLETION_PROMPTS} prompts", param="prompt")
     if not all(isinstance(p, str) for p in prompts):
         raise errors.InvalidRequest("token-id prompts are not supported; send text",
                                     param="prompt")
@@ -101,8 +108,6 @@ def completion_requests(w: CompletionRequest, body: dict) -> list[GenerationRequ
         r.prompt, r.suffix, r.echo, r.logprobs = p, w.suffix, w.echo, w.logprobs
         if r.max_tokens is None:
             r.max_tokens = 16  # OpenAI's documented default for /v1/completions
-        if len(prompts) > 1:
-            r.raw = None  # each prompt is sent on its own
         out.append(r)
     return out
 

@@ -48,11 +48,9 @@ def completions():
     provider = _route(reqs[0], record)
     if reqs[0].stream:
         return sse_response(_sse(provider.stream(reqs[0]), reqs[0], record))
-    check = disconnect_check()
-    gens = []
-    for r in reqs:
-        gens.append(provider.generate(r, check))
-        record.add_usage(gens[-1].usage)
+    gens = provider.generate_batch(reqs, disconnect_check())
+    for gen in gens:
+        record.add_usage(gen.usage)
     return json_response(convert.completion_response(gens))
 
 
