@@ -30,7 +30,7 @@ class _MergeSlashes:
 
 def create_app(settings: Optional[Settings] = None) -> Flask:
     """Application factory: settings, logging, gateway objects, blueprints, errors."""
-    from . import api, auth, custom_endpoints, limits, usage
+    from . import api, auth, cors, custom_endpoints, limits, usage
     from .api import context, errors, ops
     from .db import open_database
     from .gateway import Gateway
@@ -43,6 +43,7 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     app.json.sort_keys = False
     context.init_app(app)
     errors.init_app(app)
+    cors.init_app(app, settings)  # before auth and limits: preflights need no key, cost nothing
     db = open_database(settings)
     app.extensions["db"] = db
     auth.init_app(app, settings, db)  # refuses an exposed bind without keys, before any model loads
