@@ -247,11 +247,12 @@ async function download(kind) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-function series(rows, days, by, measure) {
+function series(rows, days, by, measure, labels) {
   const index = Object.fromEntries(days.map((d, i) => [d, i]));
   const out = {};
   for (const r of rows) {
-    const name = r[by] || (by === "model" ? "(none)" : "(no key)");
+    const raw = r[by] || (by === "model" ? "(none)" : "(no key)");
+    const name = labels[raw] || raw;
     if (!(r.day in index)) continue;
     (out[name] = out[name] || new Array(days.length).fill(0))[index[r.day]] += r[measure];
   }
@@ -286,16 +287,18 @@ function pct(p) { return p === null || p === undefined ? "–" : p.toFixed(1); }
 async function loadUsage() {
   $("#usage-error").textContent = "";
   const days = lastDays(DAYS);
-  let daily, latency, slowest, failing;
+  let daily, latency, slowest, failing, keys;
   try {
-    [daily, latency, slowest, failing] = await Promise.all([
+    [daily, latency, slowest, failing, keys] = await Promise.all([
       api("GET", `/admin/usage?since=${days[0]}`),
       api("GET", "/admin/usage/latency?hours=24"),
       api("GET", "/admin/usage/requests?hours=24&order=slowest&limit=20"),
       api("GET", "/admin/usage/requests?hours=24&order=failing&limit=20"),
+      api("GET", "/admin/keys"),
     ]);
   } catch (e) { $("#usage-error").textContent = e.message; return; }
   const rows = daily.data;
+  const labels = Object.fromEntries(keys.data.map(k => [k.id, k.name ? `${k.name} (${k.id})` : k.id]));
   const charts = {
     "requests-by-key": ["key_id", "requests", "requests"],
     "tokens-by-key": ["key_id", "total_tokens", "tokens"],
@@ -303,7 +306,7 @@ async function loadUsage() {
     "tokens-by-model": ["model", "total_tokens", "tokens"],
   };
   for (const [name, [by, measure, unit]] of Object.entries(charts)) {
-    drawChart(document.querySelector(`[data-chart="${name}"]`), days, series(rows, days, by, measure), unit);
+    drawChart(document.querySelector(`[data-chart="${name}"]`), days, series(rows, days, by, measure, by === "key_id" ? labels : {}), unit);
   }
   const lat = [["all models", latency.overall], ...Object.entries(latency.by_model)];
   $("#latency-table tbody").replaceChildren(...lat.map(([model, s]) => h("tr", {},
