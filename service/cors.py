@@ -52,8 +52,11 @@ def origin_patterns(value: Optional[str]) -> list[re.Pattern] | str:
 def _allowed(origin: str, patterns: list[re.Pattern] | str) -> bool:
     if patterns == "*":
         return True
-    if urlsplit(origin).netloc.lower() == request.host.lower():
-        return True  # the gateway's own pages (the console) post with their own Origin
+    parts, host = urlsplit(origin), request.host.lower()
+    if parts.netloc.lower() == host or parts.hostname == host:
+        # The gateway's own pages (the console) post with their own Origin; a proxy's
+        # Host ($host in nginx) may have dropped the port.
+        return True
     return any(p.match(origin) for p in patterns)
 
 

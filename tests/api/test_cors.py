@@ -84,6 +84,10 @@ def test_configured_origins_and_wildcard(tmp_path):
         # The gateway's own origin (its console) is always allowed.
         own = url.removeprefix("http://")
         assert requests.get(url + "/healthz", headers={"Origin": f"http://{own}"}).ok
+        behind_proxy = {"Origin": "https://gw.example:8443", "Host": "gw.example"}
+        assert requests.get(url + "/healthz", headers=behind_proxy).ok
+        other = {"Origin": "https://gw.example:8443", "Host": "other.example"}
+        assert requests.get(url + "/healthz", headers=other).status_code == 403
     app = create_app(make_settings(cors_allow_origins="*", data_dir=tmp_path,
                                    local_preload=False))
     with serve(app) as url:
