@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test bench clean nginx
+.PHONY: run test bench clean nginx chromium
 
 $(VENV)/.runtime: requirements.txt requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(VENV)/.dev nginx
+test: $(VENV)/.dev nginx chromium
 	$(PY) -m pytest
 
 # tests/ops/test_nginx.py runs the real nginx: install the Debian package when it is
@@ -32,6 +32,15 @@ nginx:
 		echo "installing nginx-light (Debian package) for tests/ops/test_nginx.py"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
 	else echo "nginx is not installed and cannot be installed here (needs root and apt-get): tests/ops/test_nginx.py will not run"; fi
+
+# The browser tests (tests/e2e/test_console_browser.py, test_cors_browser.py) drive Debian's
+# chromium through Playwright (no browser download): installed the same way as nginx.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (Debian package) for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is not installed and cannot be installed here (needs root and apt-get): the browser tests will not run"; fi
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/gateway_overhead.py

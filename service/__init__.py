@@ -30,7 +30,7 @@ class _MergeSlashes:
 
 def create_app(settings: Optional[Settings] = None) -> Flask:
     """Application factory: settings, logging, gateway objects, blueprints, errors."""
-    from . import api, auth, custom_endpoints, limits, usage
+    from . import api, auth, console, cors, custom_endpoints, limits, status, usage
     from .api import context, errors, ops
     from .db import open_database
     from .gateway import Gateway
@@ -43,14 +43,17 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     app.json.sort_keys = False
     context.init_app(app)
     errors.init_app(app)
+    cors.init_app(app, settings)  # before auth and limits: preflights need no key, cost nothing
     db = open_database(settings)
     app.extensions["db"] = db
     auth.init_app(app, settings, db)  # refuses an exposed bind without keys, before any model loads
     limits.init_app(app, settings)  # after auth: limits are per key
+    status.init_app(app)  # after limits: counts refusals in their storage
     usage.init_app(app, settings, db)
     app.extensions["gateway"] = Gateway(settings)
     api.register_blueprints(app)
     ops.init_app(app, settings)
+    console.init_app(app)
     # Last: custom endpoints are checked against every route registered before them.
     custom_endpoints.init_app(app, settings.custom_endpoints_file)
     app.wsgi_app = _MergeSlashes(app.wsgi_app)

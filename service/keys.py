@@ -100,6 +100,30 @@ class KeySpec(BaseModel):
         return value
 
 
+class KeyLimits(BaseModel):
+    """What may change on an existing key (admin ``PATCH``): its limits and expiry.
+
+    A field left out stays as it is; ``null`` removes the key's own limit.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: str = Field("default", min_length=1, max_length=64)
+    expires_at: Optional[datetime] = None
+    requests_per_minute: Optional[int] = Field(None, ge=0, le=1_000_000)
+    tokens_per_minute: Optional[int] = Field(None, ge=0, le=1_000_000_000)
+    allowed_models: Optional[list[str]] = Field(None, min_length=1)
+
+    _aware = field_validator("expires_at")(KeySpec._aware.__func__)
+
+    @field_validator("allowed_models")
+    @classmethod
+    def _named(cls, value: Optional[list[str]]):
+        if value is not None and not all(isinstance(m, str) and m.strip() for m in value):
+            raise ValueError("model names must not be empty")
+        return value
+
+
 def static_key(secret: str) -> ApiKey:
     """The record of a key from ``API_KEYS`` (in memory only; its id derives from its hash)."""
     return ApiKey(id="static-" + hash_key(secret)[:12], name="API_KEYS", key_hint=key_hint(secret),
@@ -167,6 +191,14 @@ class KeyStore:
             conn.execute(update(api_keys)
                          .where(api_keys.c.id == key_id, api_keys.c.revoked.is_(False))
                          .values(revoked=True, revoked_at=utcnow()))
+        return self.get(key_id)
+
+    def update(self, key_id: str, limits: KeyLimits) -> Optional[ApiKey]:
+        """Change the fields set in ``limits``; None when there is no such key."""
+        values = limits.model_dump(exclude_unset=True)
+        if values:
+            with self.db.engine.begin() as conn:
+                conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(**values))
         return self.get(key_id)
 
     def any_exists(self) -> bool:

@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "observe_request", "observe_upstream", "observe_queue_wait", "queue_rejected",
-    "rate_limited", "request_started", "request_finished", "render", "CONTENT_TYPE_LATEST",
-    "usage_row_quarantined", "add_served_models",
+    "rate_limited", "on_rate_limited", "in_flight", "request_started", "request_finished",
+    "render", "CONTENT_TYPE_LATEST", "usage_row_quarantined", "add_served_models",
 ]
 
 # LLM requests range from milliseconds (errors, cached lists) to minutes (long streams).
@@ -175,9 +175,30 @@ def queue_rejected() -> None:
     QUEUE_REJECTIONS.inc()
 
 
+_rate_limit_listeners: list[Callable[[str], None]] = []
+
+
+def on_rate_limited(listener: Callable[[str], None]) -> None:
+    """Also call ``listener(limit)`` on every refusal (once per listener; it must not raise)."""
+    if listener not in _rate_limit_listeners:
+        _rate_limit_listeners.append(listener)
+
+
 def rate_limited(limit: str) -> None:
     """A request was refused by the rate limit named ``limit`` (e.g. "key_rpm", "ip")."""
     RATE_LIMITED.labels(limit).inc()
+    for listener in _rate_limit_listeners:
+        listener(limit)
+
+
+def in_flight() -> float:
+    """Requests in flight now, across this instance's workers in multiprocess mode."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(render().decode()):
+        if family.name == "gateway_requests_in_flight":
+            return sum(s.value for s in family.samples)
+    return 0.0
 
 
 def usage_row_quarantined() -> None:

@@ -189,6 +189,25 @@ class Settings(BaseSettings):
         "model", description='What tool_choice "auto" means locally: the model may answer in '
                              'text ("model") or must call a tool ("required").')
 
+    # --- browser clients: CORS and the web console (issue 16) -------------------------
+    cors_allow_origins: Optional[str] = Field(
+        None, description="Comma-separated origins browsers may call from ('*' in an entry: "
+                          "any characters but '/'; '*' alone: every origin); default: "
+                          "localhost/127.0.0.1 on any port and editor webview schemes.")
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _origins(cls, value: Optional[str]):
+        if value is None:
+            return None
+        entries = [v.strip() for v in value.split(",") if v.strip()]
+        if not entries:
+            raise ValueError("name at least one origin (e.g. http://localhost:*), or '*'")
+        for entry in entries:
+            if entry != "*" and "://" not in entry:
+                raise ValueError(f"{entry!r} is not an origin like https://app.example.com")
+        return ",".join(entries)
+
     @field_validator("lm_studio_base_url", "internal_completions_url", "vertex_base_url")
     @classmethod
     def _urls(cls, value, info):
