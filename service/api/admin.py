@@ -5,7 +5,6 @@ Off (404) unless ``ADMIN_API_KEY`` is set. Errors use OpenAI's envelope.
 
 from __future__ import annotations
 
-import hmac
 from datetime import date
 from typing import Optional
 
@@ -13,7 +12,7 @@ from flask import Blueprint, current_app, request
 from pydantic import ValidationError
 
 from ..core import errors
-from ..keys import KeySpec, hash_key
+from ..keys import KeySpec
 from ..usage import usage_report
 from .context import json_response, read_json
 
@@ -29,9 +28,7 @@ def _admin_only():
     admin_key = _auth().admin_key
     if not admin_key:
         raise errors.NotFound("the admin API is off; set ADMIN_API_KEY to enable it")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(hash_key(given.strip()),
-                                                             hash_key(admin_key)):
+    if not _auth().is_admin(request.headers.get("Authorization")):
         raise errors.AuthenticationFailed("this endpoint needs 'Authorization: Bearer "
                                           "<ADMIN_API_KEY>'")
 
