@@ -19,6 +19,8 @@ import openai
 import pytest
 import requests
 
+from tests.support.helios import assert_helios_error
+from tests.support.loopback import session_from
 from tests.support.metrics import scrape, value
 from tests.support.nginx import nginx, nginx_binary
 from tests.support.procs import gunicorn
@@ -140,6 +142,40 @@ def test_each_instance_counts_what_it_served(stack):
                      provider="openai") >= count
         totals.append(count)
     assert sum(totals) == n and all(t > 0 for t in totals), totals  # nginx balanced them
+
+
+@pytest.fixture(scope="module")
+def forwarded_stack(tmp_path_factory):
+    """nginx in front of one instance that trusts it (FORWARDED_ALLOW_IPS) and limits
+    each client address to 3 requests/minute."""
+    up = start_upstream()
+    env = {"LM_STUDIO_BASE_URL": up.url, "LOCAL_PRELOAD": "false",
+           "FORWARDED_ALLOW_IPS": "127.0.0.1", "RATE_LIMIT_PER_IP": "3",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics-f"))}
+    try:
+        with gunicorn(env, workers=1) as (url, _, _):
+            with nginx([url.removeprefix("http://")], tmp_path_factory.mktemp("nginx-f")) as proxy:
+                yield proxy, url
+    finally:
+        up.shutdown()
+        up.server_close()
+
+
+def test_per_client_limits_see_clients_through_nginx(forwarded_stack):
+    proxy, _ = forwarded_stack
+    a, b = session_from("127.0.0.2"), session_from("127.0.0.3")  # two developers
+    assert [a.get(proxy + "/v1/models").status_code for _ in range(4)] == [200] * 3 + [429]
+    assert b.get(proxy + "/v1/models").status_code == 200  # not counted with a
+    # a's own X-Forwarded-For is kept, but nginx appends a's real address after it
+    forged = a.get(proxy + "/v1/models", headers={"X-Forwarded-For": "10.0.0.9"})
+    assert forged.status_code == 429
+
+
+def test_restart_is_not_forwarded(forwarded_stack):
+    proxy, _ = forwarded_stack
+    r = requests.post(proxy + "/restart")
+    body = assert_helios_error(r, 403, "FORBIDDEN")
+    assert "directly" in body["detail"]
 
 
 def test_killing_an_instance_loses_no_non_streaming_request(stack):
