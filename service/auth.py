@@ -4,10 +4,12 @@ Auth is on when any key exists (a static ``API_KEYS`` entry or a stored key,
 revoked or not: revoking the last key must not open the gateway) or when
 ``REQUIRE_AUTH=true``. Then every model endpoint (``/v1/*``, ``/api/*`` but
 ``/api/version``, ``/complete``) needs ``Authorization: Bearer <key>``:
-missing, unknown, revoked or expired keys get 401, a model outside the key's
-``allowed_models`` gets 403, rendered in the caller's API format by the app's
-error handlers. Health endpoints and ``GET /`` stay open; ``/admin`` has its
-own key.
+missing, unknown, revoked or expired keys get 401, rendered in the caller's
+API format by the app's error handlers. A model outside the key's
+``allowed_models`` gets 403 from :func:`authorize_model`, which
+``Gateway.route`` calls with the model the request is really served by.
+Health endpoints and ``GET /`` stay open; ``/admin`` and ``POST /restart`` need
+the admin key (:meth:`Authenticator.check_restart`).
 
 Key lookups are cached in-process for ``AUTH_CACHE_SECONDS`` (≤ 5 s), so a key
 revoked on one instance is refused by every instance within that time.
