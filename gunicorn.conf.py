@@ -17,22 +17,27 @@ marked dead; a directory created here is removed at exit. Give each instance on
 a host its own directory.
 
 Usage rows still queued when a worker exits are written by ``worker_exit``.
+
+Exposure (issue 11): ``when_ready`` checks every address gunicorn really
+listens on (``bind`` here, ``-b``, ``GUNICORN_CMD_ARGS``, inherited sockets)
+and stops the master before any worker forks when one is beyond loopback and
+no API key exists (see README "Security").
 """
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
 from service import custom_endpoints
-from service.auth import check_binding
-from service.settings import load_settings
+from service.auth import check_listeners, migrate
+from service.settings import ConfigError, load_settings
 
 _settings = load_settings()
 if _settings.custom_endpoints_file is not None:
     custom_endpoints.load(_settings.custom_endpoints_file)  # clashes are checked by the app
-# Migrate the key/usage schema once and refuse an exposed bind without keys (issue 6).
-check_binding(_settings)
+migrate(_settings)  # the key/usage schema, once, before any worker forks (issue 6)
 
 
 def _int(name: str, default: int) -> int:
@@ -84,6 +89,31 @@ def on_starting(server):
     else:
         _made_metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
+
+
+def _listening_hosts(server) -> list[str]:
+    """The host of every TCP socket gunicorn listens on (Unix sockets stay on this machine)."""
+    from gunicorn.util import parse_address
+
+    hosts = []
+    for listener in server.LISTENERS:
+        sock = getattr(listener, "sock", listener)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            hosts.append(sock.getsockname()[0])
+    if not server.LISTENERS:  # reuse_port: each worker binds; check what it will bind
+        for address in server.cfg.bind:
+            parsed = parse_address(address)
+            if isinstance(parsed, tuple):
+                hosts.append(parsed[0] or "0.0.0.0")
+    return hosts
+
+
+def when_ready(server):
+    """Refuse an exposed bind without keys: sockets exist, no worker has forked yet."""
+    try:
+        check_listeners(_settings, _listening_hosts(server))
+    except ConfigError as exc:
+        server.halt(reason=str(exc.code), exit_status=1)
 
 
 def child_exit(server, worker):

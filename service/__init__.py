@@ -35,6 +35,7 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     from .db import open_database
     from .gateway import Gateway
     from .logs import configure_logging
+    from .proxies import ForwardedFor, TrustedProxies, parse_networks
 
     settings = settings or load_settings()
     configure_logging("debug" if settings.helios_debug else settings.log_level)
@@ -57,4 +58,7 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     # Last: custom endpoints are checked against every route registered before them.
     custom_endpoints.init_app(app, settings.custom_endpoints_file)
     app.wsgi_app = _MergeSlashes(app.wsgi_app)
+    if settings.forwarded_allow_ips:  # behind a reverse proxy: per-client limits see clients
+        app.wsgi_app = ForwardedFor(app.wsgi_app, TrustedProxies(
+            parse_networks(settings.forwarded_allow_ips)))
     return app

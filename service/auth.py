@@ -4,10 +4,12 @@ Auth is on when any key exists (a static ``API_KEYS`` entry or a stored key,
 revoked or not: revoking the last key must not open the gateway) or when
 ``REQUIRE_AUTH=true``. Then every model endpoint (``/v1/*``, ``/api/*`` but
 ``/api/version``, ``/complete``) needs ``Authorization: Bearer <key>``:
-missing, unknown, revoked or expired keys get 401, a model outside the key's
-``allowed_models`` gets 403, rendered in the caller's API format by the app's
-error handlers. Health endpoints and ``GET /`` stay open; ``/admin`` has its
-own key.
+missing, unknown, revoked or expired keys get 401, rendered in the caller's
+API format by the app's error handlers. A model outside the key's
+``allowed_models`` gets 403 from :func:`authorize_model`, which
+``Gateway.route`` calls with the model the request is really served by.
+Health endpoints and ``GET /`` stay open; ``/admin`` and ``POST /restart`` need
+the admin key (:meth:`Authenticator.check_restart`).
 
 Key lookups are cached in-process for ``AUTH_CACHE_SECONDS`` (≤ 5 s), so a key
 revoked on one instance is refused by every instance within that time.
@@ -29,6 +31,7 @@ from flask import Flask, g, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from .api.context import current_record
+from .api.errors import render_error
 from .core import errors
 from .db import Database, utcnow
 from .keys import ApiKey, KeySpec, KeyStore, hash_key, static_key
@@ -37,6 +40,8 @@ from .settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 _CACHE_MAX = 10_000
+_MODEL_BLUEPRINTS = frozenset({"openai", "ollama", "helios"})
+RESTART_PATH = "/restart"
 
 
 def needs_key(path: str) -> bool:
@@ -118,6 +123,28 @@ class Authenticator:
             raise errors.AuthenticationFailed(refusal)
         return record
 
+    def is_admin(self, authorization: Optional[str]) -> bool:
+        """Whether an ``Authorization`` header carries ``ADMIN_API_KEY``."""
+        scheme, _, given = (authorization or "").partition(" ")
+        return bool(self.admin_key) and scheme.lower() == "bearer" and hmac.compare_digest(
+            hash_key(given.strip()), hash_key(self.admin_key))
+
+    def check_restart(self, authorization: Optional[str]) -> None:
+        """``POST /restart``: the admin key once auth is on or ``ADMIN_API_KEY`` is set.
+
+        A restart reloads the model under everyone's requests, so a model key
+        does not suffice; with auth off and no admin key (one developer on
+        loopback) it stays open, as the Helios contract has it.
+        """
+        if self.is_admin(authorization):
+            return
+        if self.admin_key:
+            raise errors.AuthenticationFailed(
+                "POST /restart needs 'Authorization: Bearer <ADMIN_API_KEY>'")
+        if self.enabled():
+            raise errors.PermissionDenied(
+                "POST /restart needs the admin key, and ADMIN_API_KEY is not set")
+
     @staticmethod
     def _ask(fn):
         try:
@@ -128,24 +155,32 @@ class Authenticator:
                                             retry_after=1) from exc
 
 
-def _requested_model(settings: Settings) -> Optional[str]:
-    """The model a POST names (OpenAI/Ollama ``model``, old Ollama ``name``)."""
-    try:
-        body = orjson.loads(request.get_data(cache=True))  # cached: the view reads it again
-    except orjson.JSONDecodeError:
-        body = None
-    if isinstance(body, dict):
-        model = body.get("model") or body.get("name")
-        if isinstance(model, str) and model:
-            return model
-    if request.path == "/complete":
-        return settings.helios_model
-    return None
-
-
 def current_key() -> Optional[ApiKey]:
     """The authenticated key of this request (None when auth is off or not needed)."""
     return g.get("api_key")
+
+
+def authorize_model(model: str) -> None:
+    """Refuse (403) a model outside the current key's ``allowed_models``.
+
+    Called with the model a request is actually served by, once the router
+    picked it (``Gateway.route``), never with what the body seemed to name:
+    a body's ``name``, an empty ``model`` or a default filled in later must
+    not slip past the allow-list.
+    """
+    key = current_key()
+    if key is not None and not key.allows(model):
+        raise errors.PermissionDenied(f"this API key may not use the model '{model}'",
+                                      param="model")
+    g.model_authorized = True
+
+
+def _unchecked_model_use(response) -> bool:
+    """A restricted key got a 2xx from a model view that never called authorize_model."""
+    key = current_key()
+    return (key is not None and key.allowed_models is not None and request.method == "POST"
+            and request.blueprint in _MODEL_BLUEPRINTS and response.status_code < 300
+            and not g.get("model_authorized"))
 
 
 def init_app(app: Flask, settings: Settings, db: Database) -> Authenticator:
@@ -155,19 +190,24 @@ def init_app(app: Flask, settings: Settings, db: Database) -> Authenticator:
 
     @app.before_request
     def _authenticate():
+        if request.path == RESTART_PATH and request.method == "POST":
+            auth.check_restart(request.headers.get("Authorization"))
+            return
         if not needs_key(request.path) or not auth.enabled():
             return
         key = auth.authenticate(request.headers.get("Authorization"))
         g.api_key = key
         current_record().key_id = key.id
-        if key.allowed_models is not None and request.method == "POST":
-            model = _requested_model(settings)
-            if model is None:
-                raise errors.PermissionDenied(
-                    "this API key is limited to some models; name one in 'model'", param="model")
-            if not key.allows(model):
-                raise errors.PermissionDenied(
-                    f"this API key may not use the model '{model}'", param="model")
+        # The model allow-list is checked where the model is known: authorize_model.
+
+    @app.after_request
+    def _fail_closed(response):
+        # Backstop: a model route that forgot Gateway.route must not widen a key's access.
+        if _unchecked_model_use(response):
+            log.error("route %s served a restricted key without a model check", request.path)
+            return render_error(errors.PermissionDenied(
+                "this API key is limited to some models and this route did not check one"))
+        return response
 
     return auth
 
@@ -186,24 +226,44 @@ def _is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
-def check_exposure(settings: Settings, keys_exist: bool) -> None:
-    """Refuse to serve beyond loopback without auth unless ALLOW_UNAUTHENTICATED=true."""
-    if settings.allow_unauthenticated or _is_loopback(settings.helios_host):
+def check_exposure(settings: Settings, keys_exist: bool, host: Optional[str] = None) -> None:
+    """Refuse to serve on ``host`` (default ``HELIOS_HOST``) beyond loopback without auth,
+    unless ALLOW_UNAUTHENTICATED=true."""
+    where = f"HELIOS_HOST={settings.helios_host}" if host is None else f"the bind address {host}"
+    host = settings.helios_host if host is None else host
+    if settings.allow_unauthenticated or _is_loopback(host):
         return
     if settings.require_auth or static_secrets(settings) or keys_exist:
         return
     raise ConfigError(
-        f"HELIOS_HOST={settings.helios_host} serves the gateway beyond this machine, but no API "
+        f"{where} serves the gateway beyond this machine, but no API "
         "key exists: create one (python -m service keys create --name NAME), or set "
         "API_KEYS=sk-..., or set ALLOW_UNAUTHENTICATED=true to serve without keys on purpose")
 
 
-def check_binding(settings: Settings) -> None:
-    """Start-up check for gunicorn's master: migrate the schema, then :func:`check_exposure`."""
+def migrate(settings: Settings) -> None:
+    """Create or migrate the key/usage schema (gunicorn's master, before any worker forks)."""
+    from .db import open_database
+
+    open_database(settings).dispose()
+
+
+def check_listeners(settings: Settings, hosts: list[str]) -> None:
+    """:func:`check_exposure` for every address the server really listens on.
+
+    gunicorn's master calls it once its sockets exist and before any worker
+    forks, so ``-b``, ``GUNICORN_CMD_ARGS`` or inherited sockets are checked as
+    well as ``HELIOS_HOST``; nothing is served before it passed.
+    """
+    exposed = [h for h in hosts if not _is_loopback(h)]
+    if not exposed or settings.allow_unauthenticated:
+        return
     from .db import open_database
 
     db = open_database(settings)
     try:
-        check_exposure(settings, KeyStore(db).any_exists())
+        keys_exist = KeyStore(db).any_exists()
     finally:
         db.dispose()
+    for host in exposed:
+        check_exposure(settings, keys_exist, host)

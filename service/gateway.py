@@ -6,8 +6,11 @@ import time
 
 from flask import current_app
 
+from .auth import authorize_model
 from .core.routing import Router
+from .core.types import EmbeddingRequest, GenerationRequest
 from .providers import HttpClient, build_providers
+from .providers.base import Provider
 from .settings import Settings
 
 
@@ -20,6 +23,22 @@ class Gateway:
         self.http = HttpClient(settings)
         self.providers = build_providers(settings, self.http)
         self.router = Router(self.providers)
+
+    def route(self, req: GenerationRequest | EmbeddingRequest, record) -> Provider:
+        """Pick the provider for ``req``, check the key may use the model it will be
+        served by, and note both on the request ``record``.
+
+        Every model route goes through here, so the allow-list sees the routed
+        model (``req.model`` after the router filled in a default), not the body.
+        """
+        provider = self.router.resolve(req)
+        authorize_model(req.model)
+        record.routed(req.model, provider.name, getattr(req, "stream", False))
+        return provider
+
+    def authorize(self, model: str) -> None:
+        """The allow-list check for a route that names a model without running it (show)."""
+        authorize_model(model)
 
     def close(self) -> None:
         for p in self.providers:

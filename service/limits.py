@@ -5,8 +5,10 @@ default) counts per *process*, so with N gunicorn workers a key can make up to
 N × its limit; ``redis://host:port`` counts exactly across workers and
 instances. The limit is the key's ``requests_per_minute``, else
 ``RATE_LIMIT_PER_KEY`` (100); with auth off it is ``RATE_LIMIT_PER_IP`` per
-client address. Tokens per minute (the key's ``tokens_per_minute``, else
-``TOKENS_PER_MINUTE_PER_KEY``) are counted in the same storage from the real
+client address (``service.proxies``: the client, behind a trusted proxy).
+``/complete`` is held to its own Helios limit instead of these defaults (a
+key's own ``requests_per_minute`` still counts it). Tokens per minute (the
+key's ``tokens_per_minute``, else ``TOKENS_PER_MINUTE_PER_KEY``) are counted in the same storage from the real
 token counts of finished requests; once a window's tokens are spent, further
 requests are refused up front until it resets. Refusals are 429 in the
 caller's API format (503 while the storage is unreachable: limits fail closed); limited routes carry ``Retry-After`` and
@@ -33,6 +35,7 @@ from .core import errors
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+HELIOS_COMPLETE = "/complete"
 
 
 class Limits:
@@ -60,7 +63,15 @@ class Limits:
     # ---- requests per minute (flask-limiter) ------------------------------------
     @staticmethod
     def _exempt() -> bool:
-        return not needs_key(request.path)
+        if not needs_key(request.path):
+            return True
+        # /complete has its own per-client contract (HELIOS_RATE_LIMIT_*: 10/s, bursts of 20,
+        # for an editor calling on every keystroke); the general defaults (100/minute) must
+        # not refuse a client within it. A key's own requests_per_minute still applies.
+        if request.path == HELIOS_COMPLETE:
+            key = current_key()
+            return key is None or key.requests_per_minute is None
+        return False
 
     @staticmethod
     def _identity() -> str:

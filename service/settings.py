@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     rate_limit_per_key: int = Field(100, ge=0, description="Requests/minute per key; 0 = none.")
     rate_limit_per_ip: int = Field(
         100, ge=0, description="Requests/minute per client IP when auth is off; 0 = none.")
+    forwarded_allow_ips: str = Field(
+        "", description="Proxy addresses/networks whose X-Forwarded-For is believed; '*' = any.")
     tokens_per_minute_per_key: int = Field(
         0, ge=0, description="Tokens/minute per key unless the key says; 0 = none.")
     usage_queue_size: int = Field(10000, ge=1, description="Usage rows buffered per process.")
@@ -288,6 +290,14 @@ class Settings(BaseSettings):
         scheme = value.split("://", 1)[0].split("+", 1)[0] if "://" in value else ""
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str):
+        from .proxies import parse_networks
+
+        parse_networks(value)
         return value
 
     @field_validator("ratelimit_storage_uri")

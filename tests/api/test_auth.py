@@ -79,8 +79,11 @@ def test_openai_403_for_a_model_the_key_may_not_use(gateway):
     with pytest.raises(openai.PermissionDeniedError) as exc:
         c.chat.completions.create(model="tools", messages=CHAT)
     assert exc.value.status_code == 403 and "'tools'" in exc.value.message
-    with pytest.raises(openai.PermissionDeniedError, match="name one in 'model'"):
-        c.chat.completions.create(model="", messages=CHAT)
+    # no model: checked against the default the request is served by (echo-1 here)
+    assert c.chat.completions.create(model="", messages=CHAT).model == "echo-1"
+    _, other = _new_key(app, allowed_models=["tools"])
+    with pytest.raises(openai.PermissionDeniedError, match="'echo-1'"):
+        _client(url, other).chat.completions.create(model="", messages=CHAT)
 
 
 def test_revocation_reaches_another_instance_within_the_cache_ttl(upstream, tmp_path):

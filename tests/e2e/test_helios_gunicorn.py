@@ -29,14 +29,15 @@ def test_helios_under_gunicorn(upstream):
         assert refused.json()["error_code"] == "SERVER_OVERLOADED" and refused.headers["Retry-After"]
         assert next(r for r in results if r.status_code == 200).json()["suggestion"] == "echo: #"  # two pieces
 
-        # A client that goes away stops the upstream stream (another client key). One
-        # line of code, so the suggestion never completes on its own.
+        # A client that goes away stops the upstream stream (another client: another
+        # address; a bearer is no identity with auth off). One line of code, so the
+        # suggestion never completes on its own.
         assert disconnects(upstream, 3)  # the three 2-token completions closed theirs
         u = urlsplit(url)
         body = json.dumps({"code": "total = ", "language": "python", "filename": "a.py",
                            "position": {"line": 0, "character": 8}, "max_tokens": 500}).encode()
-        sock = socket.create_connection((u.hostname, u.port))
-        sock.sendall(b"POST /complete HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer other\r\n"
+        sock = socket.create_connection((u.hostname, u.port), source_address=("127.0.0.2", 0))
+        sock.sendall(b"POST /complete HTTP/1.1\r\nHost: x\r\n"
                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                      % (len(body), body))
         deadline = time.monotonic() + 20

@@ -16,7 +16,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.support.procs import ROOT, gunicorn
+from tests.support.procs import ROOT, free_port, gunicorn
 from tests.support.services import postgres_url, redis_prefix  # noqa: F401 - fixtures
 
 ADMIN = "admin-e2e-secret"
@@ -123,3 +123,32 @@ def test_exposed_bind_without_keys_refuses_to_start(tmp_path):
         with gunicorn({"HELIOS_HOST": "0.0.0.0", "DATA_DIR": str(tmp_path)}, workers=1):
             pass
     assert "ALLOW_UNAUTHENTICATED=true" in str(exc.value)
+
+
+# Issue 11: the addresses gunicorn really binds are checked, however they were given.
+@pytest.mark.parametrize("how", ["-b", "GUNICORN_CMD_ARGS", "second -b"])
+def test_exposed_bind_from_gunicorns_own_options_refuses_to_start(tmp_path, how):
+    port = free_port()
+    env, args = {"DATA_DIR": str(tmp_path)}, ()  # HELIOS_HOST stays 127.0.0.1
+    if how == "-b":
+        args = ("-b", f"0.0.0.0:{port}")
+    elif how == "GUNICORN_CMD_ARGS":
+        env["GUNICORN_CMD_ARGS"] = f"--bind 0.0.0.0:{port}"
+    else:  # all of them: a loopback bind does not excuse an exposed one
+        args = ("-b", f"127.0.0.1:{port}", "-b", f"0.0.0.0:{free_port()}")
+    with pytest.raises(RuntimeError) as exc:
+        with gunicorn(env, workers=1, args=args, port=port):
+            pass
+    message = str(exc.value)
+    assert "gunicorn exited" in message  # it stopped; it did not serve and wait
+    assert "0.0.0.0 serves the gateway beyond this machine" in message
+    assert "ALLOW_UNAUTHENTICATED=true" in message
+    assert "Booting worker" not in message  # refused before any worker forked
+
+
+def test_exposed_bind_from_gunicorns_options_starts_with_a_key(tmp_path):
+    port = free_port()
+    env = {"DATA_DIR": str(tmp_path), "API_KEYS": "sk-exposed-bind-test-0123456789abcdef"}
+    with gunicorn(env, workers=1, args=("-b", f"0.0.0.0:{port}"), port=port) as (url, _, _):
+        assert requests.get(url + "/healthz", timeout=10).status_code == 200
+        assert requests.get(url + "/v1/models", timeout=10).status_code == 401

@@ -3,7 +3,7 @@ instances under gunicorn (two workers each, multiprocess metrics), on loopback.
 
 nginx comes from the Debian package (``make test`` installs it when it can). When it is
 missing these tests fail under CI (``CI`` set) and are skipped elsewhere, saying why.
-The instance-killing test comes last: the fixtures are shared by the module.
+The instance-killing test comes last of those sharing `stack` (a module fixture).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import openai
 import pytest
 import requests
 
+from tests.support.helios import assert_helios_error
+from tests.support.loopback import session_from
 from tests.support.metrics import scrape, value
 from tests.support.nginx import nginx, nginx_binary
 from tests.support.procs import gunicorn
@@ -181,3 +183,38 @@ def test_killing_an_instance_loses_no_non_streaming_request(stack):
     assert proc_a.poll() is None
     assert not errors, errors[:5]
     assert set(results) == {200}
+
+
+# Its own stack, started after the killing test so it adds no load there.
+@pytest.fixture(scope="module")
+def forwarded_stack(tmp_path_factory):
+    """nginx in front of one instance that trusts it (FORWARDED_ALLOW_IPS) and limits
+    each client address to 3 requests/minute."""
+    up = start_upstream()
+    env = {"LM_STUDIO_BASE_URL": up.url, "LOCAL_PRELOAD": "false",
+           "FORWARDED_ALLOW_IPS": "127.0.0.1", "RATE_LIMIT_PER_IP": "3",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics-f"))}
+    try:
+        with gunicorn(env, workers=1) as (url, _, _):
+            with nginx([url.removeprefix("http://")], tmp_path_factory.mktemp("nginx-f")) as proxy:
+                yield proxy, url
+    finally:
+        up.shutdown()
+        up.server_close()
+
+
+def test_per_client_limits_see_clients_through_nginx(forwarded_stack):
+    proxy, _ = forwarded_stack
+    a, b = session_from("127.0.0.2"), session_from("127.0.0.3")  # two developers
+    assert [a.get(proxy + "/v1/models").status_code for _ in range(4)] == [200] * 3 + [429]
+    assert b.get(proxy + "/v1/models").status_code == 200  # not counted with a
+    # a's own X-Forwarded-For is kept, but nginx appends a's real address after it
+    forged = a.get(proxy + "/v1/models", headers={"X-Forwarded-For": "10.0.0.9"})
+    assert forged.status_code == 429
+
+
+def test_restart_is_not_forwarded(forwarded_stack):
+    proxy, _ = forwarded_stack
+    r = requests.post(proxy + "/restart")
+    body = assert_helios_error(r, 403, "FORBIDDEN")
+    assert "directly" in body["detail"]

@@ -28,3 +28,19 @@ class LoopbackServer(ThreadingHTTPServer):
         server = cls(port)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
+
+
+def session_from(address: str):
+    """A ``requests`` session whose connections come from ``address`` (e.g. 127.0.0.2):
+    another client, as far as a server on 127.0.0.1 can tell."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    class _FromAddress(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs["source_address"] = (address, 0)
+            super().init_poolmanager(*args, **kwargs)
+
+    session = requests.Session()
+    session.mount("http://", _FromAddress())
+    return session

@@ -24,15 +24,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(env: dict | None = None, workers: int = 2, ready_path: str = "/healthz"):
-    """Yield (base_url, log_path); stops the server with SIGTERM afterwards."""
-    port = free_port()
+def gunicorn(env: dict | None = None, workers: int = 2, ready_path: str = "/healthz",
+             args: tuple[str, ...] = (), port: int | None = None):
+    """Yield (base_url, log_path, proc); stops the server with SIGTERM afterwards.
+
+    ``args`` are added to gunicorn's command line (e.g. ``-b``); the URL is
+    ``127.0.0.1:port`` (``port``: a free one unless given).
+    """
+    port = port or free_port()
     log = tempfile.NamedTemporaryFile(prefix="gateway-", suffix=".log", delete=False)
     full_env = {k: v for k, v in os.environ.items()}
     full_env.update({"HELIOS_PORT": str(port), "GUNICORN_WORKERS": str(workers),
                      "LOCAL_N_THREADS": "1", "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
+                             *args, "wsgi:app"],
                             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # os.killpg(proc.pid, …) stops it all
     url = f"http://127.0.0.1:{port}"

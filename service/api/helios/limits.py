@@ -6,8 +6,11 @@ the ``/complete`` view itself so no other route pays for it (a flask-limiter
 ``Limiter`` hooks every request of the app). The seed's "R requests per second with a
 burst of B" is the moving window ``max(B, R*W) per W seconds`` with
 ``W = ceil(B / R)``: a client may send B at once and R per second sustained.
-A client is its API key when it sends ``Authorization: Bearer …`` (hashed,
-never stored as is), else its remote address.
+A client is its authenticated API key (the id of the key ``service.auth``
+validated), else its address (``request.remote_addr``: the peer, or the client
+a trusted proxy named, see ``service.proxies``). An unchecked bearer never
+names a client: with auth off a made-up token per request would be a fresh
+bucket each time.
 
 Concurrency: at most ``HELIOS_MAX_CONCURRENT`` completions run at once; a
 further one waits at most ``HELIOS_QUEUE_WAIT_SECONDS`` for a slot, then gets
@@ -16,7 +19,6 @@ further one waits at most ``HELIOS_QUEUE_WAIT_SECONDS`` for a slot, then gets
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -29,15 +31,15 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from ... import metrics
+from ...auth import current_key
 from ...core import errors
 from ...settings import Settings
 
 def client_key() -> str:
-    """The API key's digest when one is sent, else the remote address."""
-    auth = request.headers.get("Authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return "key:" + hashlib.sha256(token.strip().encode()).hexdigest()[:32]
+    """The validated key's id when auth is on, else the client address."""
+    key = current_key()
+    if key is not None:
+        return "key:" + key.id
     return "ip:" + (request.remote_addr or "unknown")
 
 

@@ -85,8 +85,7 @@ def complete():
         temperature=s.helios_default_temperature if wire.temperature is None else wire.temperature,
         stop=prompting.stop_sequences(language), logprobs=1, stream=True)
     record = current_record()
-    provider = gw.router.resolve(req)
-    record.routed(req.model, provider.name)
+    provider = gw.route(req, record)
     with helios.concurrency.hold():
         suggestion, confidence = _suggest(provider, req, cursor, record)
     return json_response({"suggestion": suggestion, "confidence": round(confidence, 4),

@@ -55,6 +55,7 @@ def show():
     info = models.find(gw.router, name)
     if info is None:
         raise errors.ModelNotFound(f"model '{name}' not found", param="model")
+    gw.authorize(info.id)
     return json_response(models.show(info, gw.started))
 
 
@@ -80,11 +81,10 @@ def generate():
 
 
 def _generate(endpoint: convert.Endpoint, w, req: GenerationRequest) -> Response:
-    router = get_gateway().router
+    gw = get_gateway()
     record = current_record()
-    req.model = models.canonical_name(router, req.model)
-    provider = router.resolve(req)
-    record.routed(req.model, provider.name, req.stream)
+    req.model = models.canonical_name(gw.router, req.model)
+    provider = gw.route(req, record)
     if convert.is_load_only(endpoint, w):
         return json_response(convert.load_response(endpoint, w.model))
     if req.stream:
@@ -104,12 +104,11 @@ def _ndjson(stream: ChunkStream, enc: convert.StreamEncoder,
 # ---- embeddings ---------------------------------------------------------------------
 def _embed(model: str, inputs: list[str], body: dict, dimensions=None):
     """Route and run one embedding request; ``None`` vectors for an empty input."""
-    router = get_gateway().router
+    gw = get_gateway()
     record = current_record()
-    req = EmbeddingRequest(model=models.canonical_name(router, model), inputs=inputs,
+    req = EmbeddingRequest(model=models.canonical_name(gw.router, model), inputs=inputs,
                            dimensions=dimensions, raw=body, raw_family="ollama")
-    provider = router.resolve(req)
-    record.routed(req.model, provider.name)
+    provider = gw.route(req, record)
     if not inputs:  # Ollama loads the model and answers with no vectors
         return None
     result = provider.embed(req)

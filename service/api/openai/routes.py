@@ -22,9 +22,7 @@ register_renderer("openai", convert.error_body)
 
 
 def _route(req: GenerationRequest | EmbeddingRequest, record: RequestRecord):
-    provider = get_gateway().router.resolve(req)
-    record.routed(req.model, provider.name, getattr(req, "stream", False))
-    return provider
+    return get_gateway().route(req, record)
 
 
 @bp.post("/chat/completions")

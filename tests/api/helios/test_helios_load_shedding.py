@@ -36,10 +36,9 @@ def test_rate_limit_per_client_with_burst(up):
                 err = assert_helios_error(r, 429, "SERVER_OVERLOADED")
                 assert "rate limit" in err["detail"]
                 assert 1 <= int(r.headers["Retry-After"]) <= 51
-        # Another API key is another client; health and status are not limited.
-        other = _burst(url, 5, {"Authorization": "Bearer key-b"})
-        assert [r.status_code for r in other] == [200] * 5
+        # With auth off a bearer is not an identity (issue 11): still the same client.
         assert _post(url, {"Authorization": "Bearer key-b"}).status_code == 429
+        # Health and status are not limited.
         for path in ("/health", "/status"):
             assert all(requests.get(url + path, timeout=10).status_code == 200 for _ in range(8))
 
