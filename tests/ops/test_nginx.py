@@ -38,6 +38,7 @@ if nginx_binary() is None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     up = start_upstream()
+    up.state.models.append("echo-count")  # served by name: it gets its own metric label
     env = {"LM_STUDIO_BASE_URL": up.url, "LOCAL_PRELOAD": "false", "GUNICORN_THREADS": "4"}
 
     def metrics_dir(name):  # one per instance, as in production (B is killed: no clean-up)
