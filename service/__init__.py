@@ -31,7 +31,7 @@ class _MergeSlashes:
 def create_app(settings: Optional[Settings] = None) -> Flask:
     """Application factory: settings, logging, gateway objects, blueprints, errors."""
     from . import api, auth, custom_endpoints, limits, usage
-    from .api import context, errors, ops
+    from .api import capacity, context, errors, ops
     from .db import open_database
     from .gateway import Gateway
     from .logs import configure_logging
@@ -42,6 +42,7 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     context.init_app(app)
+    capacity.init_app(app)  # X-Gateway-Overhead-Ms, from context's request record
     errors.init_app(app)
     db = open_database(settings)
     app.extensions["db"] = db

@@ -24,7 +24,8 @@ from prometheus_client import multiprocess
 
 __all__ = [
     "observe_request", "observe_upstream", "observe_queue_wait", "queue_rejected",
-    "rate_limited", "request_started", "request_finished", "render", "CONTENT_TYPE_LATEST",
+    "rate_limited", "admission_rejected", "observe_admission_wait", "observe_overhead",
+    "request_started", "request_finished", "render", "CONTENT_TYPE_LATEST",
 ]
 
 # LLM requests range from milliseconds (errors, cached lists) to minutes (long streams).
@@ -65,6 +66,19 @@ QUEUE_REJECTIONS = Counter(
     "gateway_local_queue_rejections", "Requests refused because the local model stayed busy.")
 RATE_LIMITED = Counter(
     "gateway_rate_limit_rejections", "Requests refused by a rate limit, by limit.", ["limit"])
+ADMISSION_REJECTIONS = Counter(
+    "gateway_admission_rejections",
+    "Model requests refused (503 overloaded) because the worker or an upstream was at capacity.",
+    ["scope"])
+ADMISSION_WAIT_SECONDS = Histogram(
+    "gateway_admission_wait_seconds", "Time a model request waited for an admission slot.",
+    buckets=_WAIT_BUCKETS)
+OVERHEAD_SECONDS = Histogram(
+    "gateway_overhead_seconds",
+    "Time the gateway itself added up to the response headers (X-Gateway-Overhead-Ms): "
+    "total minus time inside the backend.",
+    ["route"], buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                        2.5, 5, 10))
 
 # Client-chosen model names must not grow the label set without bound.
 MAX_MODEL_LABELS = 100
@@ -131,6 +145,19 @@ def queue_rejected() -> None:
 def rate_limited(limit: str) -> None:
     """A request was refused by the rate limit named ``limit`` (e.g. "key_rpm", "ip")."""
     RATE_LIMITED.labels(limit).inc()
+
+
+def admission_rejected(scope: str) -> None:
+    """A model request was refused because ``scope`` ("worker", "upstream NAME") was full."""
+    ADMISSION_REJECTIONS.labels(scope).inc()
+
+
+def observe_admission_wait(seconds: float) -> None:
+    ADMISSION_WAIT_SECONDS.observe(seconds)
+
+
+def observe_overhead(route: Optional[str], seconds: float) -> None:
+    OVERHEAD_SECONDS.labels(route or "unmatched").observe(seconds)
 
 
 def multiprocess_dir() -> Optional[str]:

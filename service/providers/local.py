@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from .. import metrics
+from ..admission import DrainRate, client_gone, wait_for
 from ..core import errors
 from ..core.types import (
     Choice, Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest,
@@ -71,7 +72,12 @@ def model_id_for(path: Path) -> str:
 
 
 class ModelGate:
-    """A lock with a bounded number of waiters and a bounded wait."""
+    """A lock with a bounded number of waiters and a bounded wait.
+
+    Refusals carry a ``Retry-After`` from the measured drain rate (turns
+    completed per second); a waiter whose client left (``admission.client_gone``)
+    gives up its place at once, so it never takes model time.
+    """
 
     def __init__(self, max_waiting: int, max_wait: float):
         self._lock = threading.Lock()
@@ -79,6 +85,7 @@ class ModelGate:
         self.waiting = 0
         self.max_waiting = max_waiting
         self.max_wait = max_wait
+        self.drain = DrainRate()
 
     def acquire(self, what: str) -> float:
         """Take the model; returns seconds waited or raises ModelBusy (both go to metrics)."""
@@ -96,21 +103,23 @@ class ModelGate:
         with self._count_lock:
             if self.waiting >= self.max_waiting:
                 raise errors.ModelBusy(
-                    f"{what} is busy and {self.waiting} requests are already waiting; retry shortly",
-                    retry_after=1)
+                    f"{what} is busy and {self.waiting} requests are already waiting "
+                    f"(LOCAL_MAX_QUEUE); retry shortly",
+                    retry_after=self.drain.retry_after(self.waiting + 1))
             self.waiting += 1
         start = time.monotonic()
         try:
-            if not self._lock.acquire(timeout=self.max_wait):
+            if not wait_for(self._lock, start + self.max_wait, client_gone.get()):
                 raise errors.ModelBusy(
                     f"{what} is busy: no turn within {self.max_wait:g}s (LOCAL_MAX_WAIT_SECONDS)",
-                    retry_after=1)
+                    retry_after=self.drain.retry_after(self.waiting))
         finally:
             with self._count_lock:
                 self.waiting -= 1
         return time.monotonic() - start
 
     def release(self) -> None:
+        self.drain.note()
         self._lock.release()
 
     def hold(self):
@@ -326,20 +335,35 @@ class LocalProvider(Provider):
         self._check(request)
         self._ensure_loaded()
         self.gate.acquire(f"local model '{self.model_id}'")
+        gone = client_gone.get()
         try:
+            if gone is not None and gone():  # left while queued: no model time for it
+                raise errors.GatewayError("client disconnected while queued", status=499,
+                                          code="client_gone")
             llama = self._ensure_loaded()
             runs = self._runs(llama, request)
             first = next(runs)  # tokenizes now, so a too-long prompt is a plain 400
         except BaseException:
             self.gate.release()
             raise
-        return ChunkStream(self._chunks(first, runs, request), self.gate.release,
+        return ChunkStream(self._chunks(first, runs, request, gone), self.gate.release,
                            model=request.model, provider=self.name)
 
-    def _chunks(self, first, runs, request: GenerationRequest) -> Iterator[Chunk]:
+    def _chunks(self, first, runs, request: GenerationRequest,
+                gone: Optional[DisconnectCheck] = None) -> Iterator[Chunk]:
         usage = Usage()
         for i, p, run in _chain(first, runs):
-            yield from _choice_chunks(i, p, run, request)
+            chunks = _choice_chunks(i, p, run, request)
+            try:
+                for chunk in chunks:
+                    # A departed client is usually seen when a write fails; checking the
+                    # socket each token stops a run whose output is still buffered.
+                    if gone is not None and gone():
+                        log.info("client went away; generation stopped")
+                        return
+                    yield chunk
+            finally:
+                chunks.close()
             usage.prompt_tokens = len(p.tokens)
             usage.completion_tokens += run.completion_tokens
         yield Chunk(index=-1, usage=usage)
