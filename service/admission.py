@@ -64,7 +64,7 @@ class DrainRate:
             span = time.monotonic() - self._times[0] if n else 0.0
         if n < 2 or span <= 0:
             return floor
-        return min(ceiling, max(floor, ahead * span / n))
+        return min(ceiling, max(floor, ahead * span / (n - 1)))  # n-1 completions after the oldest
 
 
 def wait_for(lock, deadline: float, gone: Optional[GoneCheck]) -> bool:
@@ -179,13 +179,11 @@ def fit_to_threads(admission: Admission, threads: int) -> None:
     A gthread worker serves every request, ``/healthz`` included, from one pool
     of ``threads``; a pool full of model requests would queue the probes.
     """
-    reserve = max(2, threads // 8)
+    reserve = max(1, threads // 8) if threads > 1 else 0
     budget = threads - reserve
-    if budget < 2:
-        raise ValueError(f"GUNICORN_THREADS={threads} is too few (at least {reserve + 2})")
     w = admission.worker
-    in_flight = min(w.limit, budget - min(w.max_waiting, budget // 4))
-    waiting = min(w.max_waiting, budget - in_flight)
+    in_flight = max(1, min(w.limit, budget - min(w.max_waiting, budget // 4)))
+    waiting = max(0, min(w.max_waiting, budget - in_flight))
     if (in_flight, waiting) != (w.limit, w.max_waiting):
         log.warning("GATEWAY_MAX_IN_FLIGHT/GATEWAY_MAX_WAITING fitted to %d threads: "
                     "%d in flight, %d waiting (%d threads kept for health probes)",
