@@ -289,7 +289,8 @@ class LocalProvider(Provider):
                 else "prompt", code="context_length_exceeded")
         return p
 
-    def _runs(self, llama, request: GenerationRequest):
+    def _runs(self, llama, request: GenerationRequest,
+              cancelled: Optional[DisconnectCheck] = None):
         p = self._prepare(llama, request)
         budget = llama.n_ctx() - len(p.tokens)
         max_tokens = min(request.max_tokens or self.settings.local_default_max_tokens, budget)
@@ -302,7 +303,8 @@ class LocalProvider(Provider):
                 stops = (list(request.stop) if grammar is None else []) + p.stops
                 return TokenRun(llama, p.tokens, max_tokens=max_tokens, stop=stops,
                                 sampling=_sampling(request, seed), grammar=grammar,
-                                want_logprobs=want_logprobs, dry=grammar is not None)
+                                want_logprobs=want_logprobs, dry=grammar is not None,
+                                cancelled=cancelled)
 
             if p.lazy_grammar is not None:
                 yield i, p, LazyGrammarRun(run(p.grammar), run(p.lazy_grammar), trigger="<")
@@ -317,7 +319,7 @@ class LocalProvider(Provider):
         try:
             llama = self._ensure_loaded()
             choices, usage = [], Usage()
-            for i, p, run in self._runs(llama, request):
+            for i, p, run in self._runs(llama, request, cancelled=disconnected):
                 choice = Choice(index=i, token_logprobs=[] if request.logprobs is not None else None)
                 for chunk in _choice_chunks(i, p, run, request):
                     _merge(choice, chunk)
@@ -341,29 +343,18 @@ class LocalProvider(Provider):
                 raise errors.GatewayError("client disconnected while queued", status=499,
                                           code="client_gone")
             llama = self._ensure_loaded()
-            runs = self._runs(llama, request)
+            runs = self._runs(llama, request, cancelled=gone)
             first = next(runs)  # tokenizes now, so a too-long prompt is a plain 400
         except BaseException:
             self.gate.release()
             raise
-        return ChunkStream(self._chunks(first, runs, request, gone), self.gate.release,
+        return ChunkStream(self._chunks(first, runs, request), self.gate.release,
                            model=request.model, provider=self.name)
 
-    def _chunks(self, first, runs, request: GenerationRequest,
-                gone: Optional[DisconnectCheck] = None) -> Iterator[Chunk]:
+    def _chunks(self, first, runs, request: GenerationRequest) -> Iterator[Chunk]:
         usage = Usage()
         for i, p, run in _chain(first, runs):
-            chunks = _choice_chunks(i, p, run, request)
-            try:
-                for chunk in chunks:
-                    # A departed client is usually seen when a write fails; checking the
-                    # socket each token stops a run whose output is still buffered.
-                    if gone is not None and gone():
-                        log.info("client went away; generation stopped")
-                        return
-                    yield chunk
-            finally:
-                chunks.close()
+            yield from _choice_chunks(i, p, run, request)
             usage.prompt_tokens = len(p.tokens)
             usage.completion_tokens += run.completion_tokens
         yield Chunk(index=-1, usage=usage)
