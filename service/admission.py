@@ -213,10 +213,6 @@ class AdmittedProvider:
     def __getattr__(self, name):
         return getattr(self._provider, name)
 
-    @property
-    def unwrapped(self):
-        return self._provider
-
     def _call(self, fn, *args, stream: bool = False):
         gone = self._gone_factory()
         release = self._admission.admit(self._provider.name, gone)
