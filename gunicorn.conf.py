@@ -1,10 +1,12 @@
-"""gunicorn settings: gthread workers, bind from HELIOS_HOST/HELIOS_PORT.
+"""gunicorn settings: gthread workers sized for streaming, bind from HELIOS_HOST/HELIOS_PORT.
 
 Settings (and the custom endpoints file) are validated here, in the master, so
 a bad variable stops start-up with one readable line before any worker forks.
 
 Environment: GUNICORN_WORKERS (default: CPU count, at most 4), GUNICORN_THREADS
-(8), GUNICORN_TIMEOUT (120 s; gthread workers heartbeat from their main loop,
+(512 per worker: a stream is a thread blocked on sockets, so threads are sized
+for I/O, not cores; README "Capacity"), GUNICORN_WORKER_CONNECTIONS (2048),
+GUNICORN_TIMEOUT (120 s; gthread workers heartbeat from their main loop,
 so a long stream is not killed by it), GUNICORN_GRACEFUL_TIMEOUT (120 s, time
 for streams to finish on shutdown or worker recycling), GUNICORN_KEEPALIVE (5 s),
 GUNICORN_MAX_REQUESTS (100000, 0 = never recycle) and GUNICORN_MAX_REQUESTS_JITTER
@@ -15,6 +17,10 @@ any worker forks) sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh temporary
 directory unless it is given, in which case it is emptied; each exited worker is
 marked dead; a directory created here is removed at exit. Give each instance on
 a host its own directory.
+
+The worker class (``service.gunicorn_worker``) is gthread plus a read deadline
+per request (CLIENT_READ_TIMEOUT_SECONDS) and admission caps fitted to the
+thread count, so liveness probes always find a free thread.
 
 Usage rows still queued when a worker exits are written by ``worker_exit``.
 
@@ -54,9 +60,10 @@ def _int(name: str, default: int) -> int:
 
 
 bind = f"{_settings.helios_host}:{_settings.helios_port}"
-worker_class = "gthread"
+worker_class = "service.gunicorn_worker.GatewayThreadWorker"
 workers = _int("GUNICORN_WORKERS", min(4, os.cpu_count() or 1))
-threads = _int("GUNICORN_THREADS", 8)
+threads = _int("GUNICORN_THREADS", 512)
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 2048)  # open connections per worker
 timeout = _int("GUNICORN_TIMEOUT", 120)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 120)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)

@@ -31,7 +31,7 @@ class _MergeSlashes:
 def create_app(settings: Optional[Settings] = None) -> Flask:
     """Application factory: settings, logging, gateway objects, blueprints, errors."""
     from . import api, auth, console, cors, custom_endpoints, limits, status, usage
-    from .api import context, errors, ops
+    from .api import capacity, context, errors, ops
     from .db import open_database
     from .gateway import Gateway
     from .logs import configure_logging
@@ -43,6 +43,7 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     context.init_app(app)
+    capacity.init_app(app)  # X-Gateway-Overhead-Ms, from context's request record
     errors.init_app(app)
     cors.init_app(app, settings)  # before auth and limits: preflights need no key, cost nothing
     db = open_database(settings)

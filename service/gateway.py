@@ -7,6 +7,7 @@ import time
 from flask import current_app
 
 from .auth import authorize_model
+from .admission import Admission, AdmittedProvider
 from .core.routing import Router
 from .core.types import EmbeddingRequest, GenerationRequest
 from .providers import HttpClient, build_providers
@@ -21,7 +22,13 @@ class Gateway:
         self.settings = settings
         self.started = time.time()
         self.http = HttpClient(settings)
-        self.providers = build_providers(settings, self.http)
+        self.admission = Admission(
+            settings.gateway_max_in_flight, settings.gateway_max_in_flight_per_upstream,
+            settings.gateway_max_waiting, settings.gateway_queue_wait_seconds)
+        from .api.capacity import gone_check, note_backend  # the web glue; Flask-side
+
+        self.providers = [AdmittedProvider(p, self.admission, gone_check, note_backend)
+                          for p in build_providers(settings, self.http)]
         self.router = Router(self.providers)
 
     def route(self, req: GenerationRequest | EmbeddingRequest, record) -> Provider:

@@ -31,6 +31,7 @@ __all__ = [
     "observe_request", "observe_upstream", "observe_queue_wait", "queue_rejected",
     "rate_limited", "on_rate_limited", "in_flight", "request_started", "request_finished",
     "render", "CONTENT_TYPE_LATEST", "usage_row_quarantined", "add_served_models",
+    "admission_rejected", "observe_admission_wait", "observe_overhead",
 ]
 
 # LLM requests range from milliseconds (errors, cached lists) to minutes (long streams).
@@ -74,6 +75,19 @@ RATE_LIMITED = Counter(
 USAGE_QUARANTINED = Counter(
     "gateway_usage_rows_quarantined",
     "Usage rows the database refused (logged in full, not written; the rest go on).")
+ADMISSION_REJECTIONS = Counter(
+    "gateway_admission_rejections",
+    "Model requests refused (503 overloaded) because the worker or an upstream was at capacity.",
+    ["scope"])
+ADMISSION_WAIT_SECONDS = Histogram(
+    "gateway_admission_wait_seconds", "Time a model request waited for an admission slot.",
+    buckets=_WAIT_BUCKETS)
+OVERHEAD_SECONDS = Histogram(
+    "gateway_overhead_seconds",
+    "Time the gateway itself added up to the response headers (X-Gateway-Overhead-Ms): "
+    "total minus time inside the backend.",
+    ["route"], buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                        2.5, 5, 10))
 
 # Model names come from clients: only names the gateway serves become label values
 # (bounded in number and length); any other name is counted as "other".
@@ -204,6 +218,19 @@ def in_flight() -> float:
 def usage_row_quarantined() -> None:
     """The database refused a usage row; it was logged and skipped."""
     USAGE_QUARANTINED.inc()
+
+
+def admission_rejected(scope: str) -> None:
+    """A model request was refused because ``scope`` ("worker", "upstream NAME") was full."""
+    ADMISSION_REJECTIONS.labels(scope).inc()
+
+
+def observe_admission_wait(seconds: float) -> None:
+    ADMISSION_WAIT_SECONDS.observe(seconds)
+
+
+def observe_overhead(route: Optional[str], seconds: float) -> None:
+    OVERHEAD_SECONDS.labels(route or "unmatched").observe(seconds)
 
 
 def multiprocess_dir() -> Optional[str]:

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     request_max_retries: int = Field(2, ge=0, le=10)
     retry_backoff_seconds: float = Field(0.5, ge=0, le=60)
     retry_after_max_seconds: float = Field(10.0, ge=0, le=600)
-    httpx_max_connections: int = Field(100, ge=1, le=10000)
+    httpx_max_connections: int = Field(1024, ge=1, le=10000)
     httpx_max_keepalive: int = Field(20, ge=1, le=10000)
     models_cache_seconds: float = Field(60.0, ge=0)
 
@@ -209,6 +209,21 @@ class Settings(BaseSettings):
             if entry != "*" and "://" not in entry:
                 raise ValueError(f"{entry!r} is not an origin like https://app.example.com")
         return ",".join(entries)
+
+    # --- capacity: admission control, slow clients (issue 12) ----------------------------
+    gateway_max_in_flight: int = Field(
+        384, ge=1, le=100_000,
+        description="Model requests (streams until their end) served at once per worker.")
+    gateway_max_in_flight_per_upstream: int = Field(
+        320, ge=1, le=100_000,
+        description="Of those, at most this many per backend, so a slow one cannot take all.")
+    gateway_max_waiting: int = Field(
+        64, ge=0, le=100_000, description="Model requests allowed to wait for a slot per worker.")
+    gateway_queue_wait_seconds: float = Field(
+        10.0, ge=0, le=600, description="Longest wait for a slot before 503 overloaded.")
+    client_read_timeout_seconds: float = Field(
+        30.0, ge=0, le=3600,
+        description="Time a client has to send a request's headers and body (gunicorn); 0 = off.")
 
     @field_validator("lm_studio_base_url", "internal_completions_url", "vertex_base_url")
     @classmethod

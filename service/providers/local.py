@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from .. import metrics
+from ..admission import DrainRate, client_gone, wait_for
 from ..core import errors
 from ..core.types import (
     Choice, Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest,
@@ -71,7 +72,12 @@ def model_id_for(path: Path) -> str:
 
 
 class ModelGate:
-    """A lock with a bounded number of waiters and a bounded wait."""
+    """A lock with a bounded number of waiters and a bounded wait.
+
+    Refusals carry a ``Retry-After`` from the measured drain rate (turns
+    completed per second); a waiter whose client left (``admission.client_gone``)
+    gives up its place at once, so it never takes model time.
+    """
 
     def __init__(self, max_waiting: int, max_wait: float):
         self._lock = threading.Lock()
@@ -79,6 +85,7 @@ class ModelGate:
         self.waiting = 0
         self.max_waiting = max_waiting
         self.max_wait = max_wait
+        self.drain = DrainRate()
 
     def acquire(self, what: str) -> float:
         """Take the model; returns seconds waited or raises ModelBusy (both go to metrics)."""
@@ -96,21 +103,23 @@ class ModelGate:
         with self._count_lock:
             if self.waiting >= self.max_waiting:
                 raise errors.ModelBusy(
-                    f"{what} is busy and {self.waiting} requests are already waiting; retry shortly",
-                    retry_after=1)
+                    f"{what} is busy and {self.waiting} requests are already waiting "
+                    f"(LOCAL_MAX_QUEUE); retry shortly",
+                    retry_after=self.drain.retry_after(self.waiting + 1))
             self.waiting += 1
         start = time.monotonic()
         try:
-            if not self._lock.acquire(timeout=self.max_wait):
+            if not wait_for(self._lock, start + self.max_wait, client_gone.get()):
                 raise errors.ModelBusy(
                     f"{what} is busy: no turn within {self.max_wait:g}s (LOCAL_MAX_WAIT_SECONDS)",
-                    retry_after=1)
+                    retry_after=self.drain.retry_after(self.waiting))
         finally:
             with self._count_lock:
                 self.waiting -= 1
         return time.monotonic() - start
 
     def release(self) -> None:
+        self.drain.note()
         self._lock.release()
 
     def hold(self):
@@ -280,7 +289,8 @@ class LocalProvider(Provider):
                 else "prompt", code="context_length_exceeded")
         return p
 
-    def _runs(self, llama, request: GenerationRequest):
+    def _runs(self, llama, request: GenerationRequest,
+              cancelled: Optional[DisconnectCheck] = None):
         p = self._prepare(llama, request)
         budget = llama.n_ctx() - len(p.tokens)
         max_tokens = min(request.max_tokens or self.settings.local_default_max_tokens, budget)
@@ -293,7 +303,8 @@ class LocalProvider(Provider):
                 stops = (list(request.stop) if grammar is None else []) + p.stops
                 return TokenRun(llama, p.tokens, max_tokens=max_tokens, stop=stops,
                                 sampling=_sampling(request, seed), grammar=grammar,
-                                want_logprobs=want_logprobs, dry=grammar is not None)
+                                want_logprobs=want_logprobs, dry=grammar is not None,
+                                cancelled=cancelled)
 
             if p.lazy_grammar is not None:
                 yield i, p, LazyGrammarRun(run(p.grammar), run(p.lazy_grammar), trigger="<")
@@ -308,7 +319,7 @@ class LocalProvider(Provider):
         try:
             llama = self._ensure_loaded()
             choices, usage = [], Usage()
-            for i, p, run in self._runs(llama, request):
+            for i, p, run in self._runs(llama, request, cancelled=disconnected):
                 choice = Choice(index=i, token_logprobs=[] if request.logprobs is not None else None)
                 for chunk in _choice_chunks(i, p, run, request):
                     _merge(choice, chunk)
@@ -326,9 +337,13 @@ class LocalProvider(Provider):
         self._check(request)
         self._ensure_loaded()
         self.gate.acquire(f"local model '{self.model_id}'")
+        gone = client_gone.get()
         try:
+            if gone is not None and gone():  # left while queued: no model time for it
+                raise errors.GatewayError("client disconnected while queued", status=499,
+                                          code="client_gone")
             llama = self._ensure_loaded()
-            runs = self._runs(llama, request)
+            runs = self._runs(llama, request, cancelled=gone)
             first = next(runs)  # tokenizes now, so a too-long prompt is a plain 400
         except BaseException:
             self.gate.release()

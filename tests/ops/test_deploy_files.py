@@ -102,7 +102,8 @@ def gunicorn_conf(monkeypatch):
 def test_gunicorn_conf_defaults(gunicorn_conf):
     conf = gunicorn_conf()
     assert conf["workers"] == min(4, os.cpu_count() or 1)
-    assert conf["worker_class"] == "gthread"
+    assert conf["worker_class"] == "service.gunicorn_worker.GatewayThreadWorker"  # gthread's kin
+    assert conf["threads"] >= 512 and conf["worker_connections"] >= 2 * conf["threads"]
     assert conf["max_requests"] > 0 and 0 < conf["max_requests_jitter"] < conf["max_requests"]
     assert conf["graceful_timeout"] >= 120
     assert conf["accesslog"] is None

@@ -145,6 +145,47 @@ def test_each_instance_counts_what_it_served(stack):
     assert sum(totals) == n and all(t > 0 for t in totals), totals  # nginx balanced them
 
 
+def test_slow_clients_wait_in_nginx_not_in_the_gateway(stack):
+    """Clients trickling headers and bodies through nginx hold no gateway thread
+    (each instance has 4): the gateway stays fast for everyone else."""
+    import socket
+
+    proxy, instances, _ = stack
+    host, port = proxy.removeprefix("http://").split(":")
+    stop = threading.Event()
+
+    def trickle(head: bytes):
+        try:
+            s = socket.create_connection((host, int(port)), timeout=30)
+            for b in head:
+                if stop.is_set():
+                    break
+                s.sendall(bytes([b]))
+                time.sleep(0.2)
+            s.close()
+        except OSError:
+            pass
+
+    heads = [b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"y" * 100 + b"\r\n\r\n",
+             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n"
+             + b" " * 100]
+    threads = [threading.Thread(target=trickle, args=(heads[i % 2],), daemon=True)
+               for i in range(40)]  # 40 slow clients; 2 instances x 2 workers x 4 threads = 16
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1)
+        for _ in range(10):
+            start = time.monotonic()
+            assert requests.get(proxy + "/healthz", timeout=5).status_code == 200
+            assert time.monotonic() - start < 1.0
+            r = requests.post(proxy + CHAT, json={"model": "echo-1", "messages": [
+                {"role": "user", "content": "hi"}]}, timeout=5)
+            assert r.status_code == 200
+    finally:
+        stop.set()
+
+
 def test_killing_an_instance_loses_no_non_streaming_request(stack):
     proxy, instances, _ = stack
     (_, _, proc_a), (_, log_b, proc_b) = instances

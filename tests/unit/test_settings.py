@@ -16,7 +16,10 @@ def test_seed_defaults():
     s = load_settings()
     assert (s.helios_host, s.helios_port) == ("127.0.0.1", 8000)
     assert s.request_timeout_seconds == 30 and s.request_max_retries == 2
-    assert (s.httpx_max_connections, s.httpx_max_keepalive) == (100, 20)
+    # Seed 000 says 100 upstream connections; issue 12 (512 streams per instance, one
+    # connection each) needs more per process: admission control is the cap now.
+    assert (s.httpx_max_connections, s.httpx_max_keepalive) == (1024, 20)
+    assert s.httpx_max_connections >= s.gateway_max_in_flight
     assert s.log_level == "info" and s.lm_studio_base_url is None
 
 
