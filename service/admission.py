@@ -234,6 +234,9 @@ class AdmittedProvider:
     def generate(self, request, disconnected=None):
         return self._call(self._provider.generate, request, disconnected)
 
+    def generate_batch(self, requests, disconnected=None):
+        return self._call(self._provider.generate_batch, requests, disconnected)
+
     def stream(self, request):
         return self._call(self._provider.stream, request, stream=True)
 
