@@ -24,7 +24,7 @@ from prometheus_client import multiprocess
 
 __all__ = [
     "observe_request", "observe_upstream", "observe_queue_wait", "queue_rejected",
-    "rate_limited", "request_started", "request_finished", "render", "CONTENT_TYPE_LATEST",
+    "rate_limited", "completion_cache", "superseded", "prompt_reuse", "request_started", "request_finished", "render", "CONTENT_TYPE_LATEST",
 ]
 
 # LLM requests range from milliseconds (errors, cached lists) to minutes (long streams).
@@ -65,6 +65,18 @@ QUEUE_REJECTIONS = Counter(
     "gateway_local_queue_rejections", "Requests refused because the local model stayed busy.")
 RATE_LIMITED = Counter(
     "gateway_rate_limit_rejections", "Requests refused by a rate limit, by limit.", ["limit"])
+COMPLETION_CACHE = Counter(
+    "gateway_completion_cache", "Code-completion cache lookups: exact or typed hits, misses.",
+    ["api", "model", "result"])
+SUPERSEDED = Counter(
+    "gateway_completions_superseded",
+    "Completions cancelled because a newer request for the same file arrived.", ["api", "model"])
+SUPERSEDED_MODEL_SECONDS = Counter(
+    "gateway_superseded_model_seconds",
+    "Backend time spent on completions before they were superseded (wasted).", ["api", "model"])
+PROMPT_TOKENS_REUSED = Counter(
+    "gateway_local_prompt_tokens_reused",
+    "Prompt tokens the local model took from its KV cache instead of evaluating them.")
 
 # Client-chosen model names must not grow the label set without bound.
 MAX_MODEL_LABELS = 100
@@ -131,6 +143,24 @@ def queue_rejected() -> None:
 def rate_limited(limit: str) -> None:
     """A request was refused by the rate limit named ``limit`` (e.g. "key_rpm", "ip")."""
     RATE_LIMITED.labels(limit).inc()
+
+
+def completion_cache(api: str, model: str, result: str) -> None:
+    """A completion-cache lookup: ``result`` is ``exact``, ``typed`` or ``miss``."""
+    COMPLETION_CACHE.labels(api, _model_label(model), result).inc()
+
+
+def superseded(api: str, model: str, model_seconds: float) -> None:
+    """A completion was cancelled by a newer one after ``model_seconds`` of backend time."""
+    label = _model_label(model)
+    SUPERSEDED.labels(api, label).inc()
+    SUPERSEDED_MODEL_SECONDS.labels(api, label).inc(model_seconds)
+
+
+def prompt_reuse(tokens: int) -> None:
+    """The local model reused ``tokens`` prompt tokens from its KV cache."""
+    if tokens > 0:
+        PROMPT_TOKENS_REUSED.inc(tokens)
 
 
 def multiprocess_dir() -> Optional[str]:
