@@ -1,7 +1,7 @@
 """Generation time budgets for code completion (llama.cpp's ``t_max_predict_ms``).
 
 llama.cpp's rule, kept as is so editors tuned for it behave the same: the
-clock starts at the first generated text, and the budget only ends a
+clock starts at the first generated piece, and the budget only ends a
 generation once that has written a newline, so a suggestion always keeps at
 least its first line.
 """
@@ -23,7 +23,7 @@ class TimeBudget:
         self._newline = False
 
     def exceeded(self, text: str) -> bool:
-        if self.limit is None or not text and self._first is None:
+        if self.limit is None:
             return False
         now = time.perf_counter()
         if self._first is None:

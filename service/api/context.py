@@ -74,6 +74,8 @@ def family_for_path(path: str) -> str:
         return "ollama"
     if path in ("/complete", "/health", "/status", "/restart"):
         return "helios"
+    if path == "/infill":
+        return "llamacpp"
     return "openai"
 
 

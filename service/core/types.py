@@ -112,6 +112,9 @@ class GenerationRequest:
     stream: bool = False
     include_usage: bool = False
     num_ctx: Optional[int] = None
+    # Reuse the backend's evaluated prompt prefix (llama.cpp's KV cache) when it can;
+    # False evaluates the whole prompt again (llama.cpp's ``cache_prompt``).
+    cache_prompt: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
     # The API family's own body, for providers that can relay it as is.
     raw: Optional[dict[str, Any]] = None
@@ -125,6 +128,9 @@ class GenerationRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Local model only: prompt tokens taken from the KV cache, and the prompt's evaluation time.
+    cached_tokens: Optional[int] = None
+    prompt_ms: Optional[float] = None
 
     @property
     def total_tokens(self) -> int:
@@ -238,18 +244,22 @@ class ChunkStream:
     Providers return one from ``stream()`` after the backend accepted the
     request, so errors before the first byte still become plain HTTP errors.
     ``close`` stops generation (upstream response closed, model lock released)
-    whether or not iteration ever started.
+    whether or not iteration ever started. ``usage``, when not None, is the
+    live token count of the generation so far.
     """
 
-    __slots__ = ("_it", "_on_close", "_closed", "model", "id", "created", "provider")
+    __slots__ = ("_it", "_on_close", "_closed", "model", "id", "created", "provider", "usage")
 
     def __init__(self, it: Iterator[Chunk], on_close=None, *, model: str = "",
-                 provider: str = ""):
+                 provider: str = "", usage: Optional[Usage] = None):
         self._it = it
         self._on_close = on_close
         self._closed = False
         self.model = model
         self.provider = provider
+        # Filled in while the stream runs, by providers that can (the local model): known
+        # even when the caller stops early and the closing usage chunk never comes.
+        self.usage = usage
         self.id = new_id("gen")
         self.created = int(time.time())
 

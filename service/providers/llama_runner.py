@@ -9,6 +9,7 @@ and closing the iterator stops generation at the next token.
 from __future__ import annotations
 
 import codecs
+import time
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
@@ -119,7 +120,7 @@ class TokenRun:
 
     def __init__(self, llama, prompt_tokens: list[int], *, max_tokens: int, stop: list[str],
                  sampling: Sampling, grammar=None, want_logprobs: bool = False,
-                 dry: bool = False):
+                 dry: bool = False, reuse_prompt: bool = True):
         self.llama = llama
         self.prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
@@ -129,6 +130,9 @@ class TokenRun:
         self.want_logprobs = want_logprobs
         self.finish_reason: Optional[str] = None
         self.completion_tokens = 0
+        self.reuse_prompt = reuse_prompt
+        self.cached_tokens = 0       # prompt tokens llama.cpp's KV cache already held
+        self.prompt_ms: Optional[float] = None  # prompt evaluation + first token
         self._probe = _ProbeLogits() if want_logprobs else None
         self._dry = DryPenalty(llama, len(prompt_tokens)) if dry else None
 
@@ -141,6 +145,11 @@ class TokenRun:
         pending = ""             # decoded text not yet released (may start a stop string)
         pending_lp: list[float] = []
         longest_stop = max((len(x) for x in self.stop), default=0)
+        if self.reuse_prompt:  # Llama.generate keeps the common prefix of its KV cache itself
+            self.cached_tokens = cached_prefix(llama, self.prompt_tokens)
+        else:
+            llama.reset()
+        started = time.perf_counter()
         gen = llama.generate(
             self.prompt_tokens, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
             temp=s.temperature, repeat_penalty=s.repeat_penalty,
@@ -149,6 +158,8 @@ class TokenRun:
             grammar=self.grammar)
         try:
             for token in gen:
+                if self.prompt_ms is None:
+                    self.prompt_ms = (time.perf_counter() - started) * 1000
                 self.completion_tokens += 1
                 if self._probe is not None and self._probe.last is not None:
                     pending_lp.append(float(self._probe.last[token]))
@@ -178,6 +189,18 @@ class TokenRun:
         # stop), which would come out as U+FFFD; they are dropped instead.
         if pending or pending_lp:
             yield Piece(pending, pending_lp)
+
+
+def cached_prefix(llama, tokens: list[int]) -> int:
+    """How many leading ``tokens`` the model's KV cache holds already (at least one token is
+    always evaluated again, for fresh logits)."""
+    held = llama._input_ids[: llama.n_tokens]
+    n = 0
+    for a, b in zip(held, tokens):
+        if a != b:
+            break
+        n += 1
+    return min(n, max(0, len(tokens) - 1))
 
 
 def _is_eog(llama, token: int) -> bool:
@@ -218,6 +241,14 @@ class LazyGrammarRun:
     @property
     def finish_reason(self) -> Optional[str]:
         return self._current.finish_reason
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.free.cached_tokens
+
+    @property
+    def prompt_ms(self) -> Optional[float]:
+        return self.free.prompt_ms
 
     @property
     def completion_tokens(self) -> int:

@@ -293,7 +293,8 @@ class LocalProvider(Provider):
                 stops = (list(request.stop) if grammar is None else []) + p.stops
                 return TokenRun(llama, p.tokens, max_tokens=max_tokens, stop=stops,
                                 sampling=_sampling(request, seed), grammar=grammar,
-                                want_logprobs=want_logprobs, dry=grammar is not None)
+                                want_logprobs=want_logprobs, dry=grammar is not None,
+                                reuse_prompt=request.cache_prompt)
 
             if p.lazy_grammar is not None:
                 yield i, p, LazyGrammarRun(run(p.grammar), run(p.lazy_grammar), trigger="<")
@@ -318,6 +319,7 @@ class LocalProvider(Provider):
                 choices.append(choice)
                 usage.prompt_tokens = len(p.tokens)
                 usage.completion_tokens += run.completion_tokens
+                _note_reuse(usage, run)
             return Generation(model=request.model, choices=choices, usage=usage, provider=self.name)
         finally:
             self.gate.release()
@@ -333,15 +335,19 @@ class LocalProvider(Provider):
         except BaseException:
             self.gate.release()
             raise
-        return ChunkStream(self._chunks(first, runs, request), self.gate.release,
-                           model=request.model, provider=self.name)
-
-    def _chunks(self, first, runs, request: GenerationRequest) -> Iterator[Chunk]:
         usage = Usage()
+        return ChunkStream(self._chunks(first, runs, request, usage), self.gate.release,
+                           model=request.model, provider=self.name, usage=usage)
+
+    def _chunks(self, first, runs, request: GenerationRequest, usage: Usage) -> Iterator[Chunk]:
         for i, p, run in _chain(first, runs):
-            yield from _choice_chunks(i, p, run, request)
             usage.prompt_tokens = len(p.tokens)
+            for chunk in _choice_chunks(i, p, run, request):
+                if usage.cached_tokens is None and run.prompt_ms is not None:
+                    _note_reuse(usage, run)  # known from the first token on
+                yield chunk
             usage.completion_tokens += run.completion_tokens
+            _note_reuse(usage, run)
         yield Chunk(index=-1, usage=usage)
 
     # ---- embeddings -----------------------------------------------------------
@@ -407,6 +413,13 @@ def _merge(choice: Choice, chunk: Chunk) -> None:
         choice.token_logprobs.extend(chunk.token_logprobs)
     if chunk.finish_reason:
         choice.finish_reason = chunk.finish_reason
+
+
+def _note_reuse(usage: Usage, run) -> None:
+    """The first choice's prompt reuse (later choices of ``n`` reuse the same prompt)."""
+    if usage.cached_tokens is None:
+        usage.cached_tokens, usage.prompt_ms = run.cached_tokens, run.prompt_ms
+        metrics.prompt_reuse(run.cached_tokens)
 
 
 def _chain(first, rest):
