@@ -30,6 +30,7 @@ class _Scripted:
 
     def __init__(self, llama, tokens):
         self._llama, self._tokens, self._model = llama, tokens, llama._model
+        self._input_ids, self.n_tokens = [], 0  # an empty KV cache
 
     def detokenize(self, tokens):
         return self._llama.detokenize(tokens)
