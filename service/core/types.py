@@ -115,6 +115,10 @@ class GenerationRequest:
     # Reuse the backend's evaluated prompt prefix (llama.cpp's KV cache) when it can;
     # False evaluates the whole prompt again (llama.cpp's ``cache_prompt``).
     cache_prompt: bool = True
+    # Set (a ``threading.Event``) when the caller no longer wants the answer, e.g. a newer
+    # completion superseded it: the local model stops waiting for its turn, or generating,
+    # within one token step.
+    cancel: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
     # The API family's own body, for providers that can relay it as is.
     raw: Optional[dict[str, Any]] = None

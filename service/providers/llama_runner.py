@@ -120,7 +120,7 @@ class TokenRun:
 
     def __init__(self, llama, prompt_tokens: list[int], *, max_tokens: int, stop: list[str],
                  sampling: Sampling, grammar=None, want_logprobs: bool = False,
-                 dry: bool = False, reuse_prompt: bool = True):
+                 dry: bool = False, reuse_prompt: bool = True, cancel=None):
         self.llama = llama
         self.prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
@@ -131,6 +131,7 @@ class TokenRun:
         self.finish_reason: Optional[str] = None
         self.completion_tokens = 0
         self.reuse_prompt = reuse_prompt
+        self.cancel = cancel  # a threading.Event: set -> stop at the next token
         self.cached_tokens = 0       # prompt tokens llama.cpp's KV cache already held
         self.prompt_ms: Optional[float] = None  # prompt evaluation + first token
         self._probe = _ProbeLogits() if want_logprobs else None
@@ -160,6 +161,9 @@ class TokenRun:
             for token in gen:
                 if self.prompt_ms is None:
                     self.prompt_ms = (time.perf_counter() - started) * 1000
+                if self.cancel is not None and self.cancel.is_set():
+                    self.finish_reason = "cancelled"
+                    break
                 self.completion_tokens += 1
                 if self._probe is not None and self._probe.last is not None:
                     pending_lp.append(float(self._probe.last[token]))

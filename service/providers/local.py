@@ -70,6 +70,17 @@ def model_id_for(path: Path) -> str:
     return stem.lower()
 
 
+_CANCEL_POLL = 0.01  # seconds between looks at a waiting request's cancel event
+
+
+class RequestCancelled(errors.GatewayError):
+    """The caller cancelled the request (``GenerationRequest.cancel``) before it ran."""
+
+    status = 499
+    type = "request_cancelled"
+    code = "request_cancelled"
+
+
 class ModelGate:
     """A lock with a bounded number of waiters and a bounded wait."""
 
@@ -80,17 +91,18 @@ class ModelGate:
         self.max_waiting = max_waiting
         self.max_wait = max_wait
 
-    def acquire(self, what: str) -> float:
-        """Take the model; returns seconds waited or raises ModelBusy (both go to metrics)."""
+    def acquire(self, what: str, cancel=None) -> float:
+        """Take the model; returns seconds waited or raises ModelBusy (both go to metrics).
+        ``cancel`` (a threading.Event) set while waiting gives up the turn: RequestCancelled."""
         try:
-            waited = self._acquire(what)
+            waited = self._acquire(what, cancel)
         except errors.ModelBusy:
             metrics.queue_rejected()
             raise
         metrics.observe_queue_wait(waited)
         return waited
 
-    def _acquire(self, what: str) -> float:
+    def _acquire(self, what: str, cancel=None) -> float:
         if self._lock.acquire(blocking=False):
             return 0.0
         with self._count_lock:
@@ -101,7 +113,7 @@ class ModelGate:
             self.waiting += 1
         start = time.monotonic()
         try:
-            if not self._lock.acquire(timeout=self.max_wait):
+            if not self._wait(start, cancel):
                 raise errors.ModelBusy(
                     f"{what} is busy: no turn within {self.max_wait:g}s (LOCAL_MAX_WAIT_SECONDS)",
                     retry_after=1)
@@ -109,6 +121,16 @@ class ModelGate:
             with self._count_lock:
                 self.waiting -= 1
         return time.monotonic() - start
+
+    def _wait(self, start: float, cancel) -> bool:
+        if cancel is None:
+            return self._lock.acquire(timeout=self.max_wait)
+        while not self._lock.acquire(timeout=_CANCEL_POLL):  # a cancelled waiter leaves at once
+            if cancel.is_set():
+                raise RequestCancelled("cancelled while waiting for the model")
+            if time.monotonic() - start >= self.max_wait:
+                return False
+        return True
 
     def release(self) -> None:
         self._lock.release()
@@ -294,7 +316,7 @@ class LocalProvider(Provider):
                 return TokenRun(llama, p.tokens, max_tokens=max_tokens, stop=stops,
                                 sampling=_sampling(request, seed), grammar=grammar,
                                 want_logprobs=want_logprobs, dry=grammar is not None,
-                                reuse_prompt=request.cache_prompt)
+                                reuse_prompt=request.cache_prompt, cancel=request.cancel)
 
             if p.lazy_grammar is not None:
                 yield i, p, LazyGrammarRun(run(p.grammar), run(p.lazy_grammar), trigger="<")
@@ -327,7 +349,7 @@ class LocalProvider(Provider):
     def stream(self, request: GenerationRequest) -> ChunkStream:
         self._check(request)
         self._ensure_loaded()
-        self.gate.acquire(f"local model '{self.model_id}'")
+        self.gate.acquire(f"local model '{self.model_id}'", request.cancel)
         try:
             llama = self._ensure_loaded()
             runs = self._runs(llama, request)

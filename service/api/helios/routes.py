@@ -129,12 +129,13 @@ def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor, record:
     gone = disconnect_check()
     builder = SuggestionBuilder(cursor)
     finish: Optional[str] = None
-    ticket.model_start()
+    req.cancel = ticket.event  # a superseded request leaves the model's queue, or stops, at once
     try:
         stream = provider.stream(req)
     except Exception as exc:  # noqa: BLE001 - classified below
-        ticket.model_stop()
+        ticket.check("completion")  # cancelled while waiting for its turn
         raise _failure(exc, record) from exc
+    ticket.model_start()
     try:
         for chunk in stream:
             ticket.check("completion")  # at every token: a superseded run frees the model now

@@ -40,6 +40,11 @@ class Ticket:
         self.model_seconds = 0.0
 
     @property
+    def event(self) -> threading.Event:
+        """Set on cancel: hand it to the backend (``GenerationRequest.cancel``)."""
+        return self._event
+
+    @property
     def cancelled(self) -> bool:
         return self._event.is_set()
 

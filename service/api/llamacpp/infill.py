@@ -124,6 +124,8 @@ class InfillRun:
         finish: Optional[str] = None
         try:
             for chunk in self.stream:
+                if self.gone():  # checked before the first token too: the model is just taken
+                    raise errors.GatewayError("client disconnected; generation stopped", status=499)
                 if chunk.usage is not None:
                     self.usage = chunk.usage
                 if chunk.index != 0:
@@ -147,8 +149,6 @@ class InfillRun:
                 if ready > sent:
                     yield self.content[sent:ready]
                     sent = ready
-                if self.gone():
-                    raise errors.GatewayError("client disconnected; generation stopped", status=499)
         except errors.GatewayError:
             raise
         except Exception as exc:  # noqa: BLE001 - one classification for every backend

@@ -158,3 +158,24 @@ def test_time_budget_ends_a_long_suggestion_with_reason_time(up):
         assert r.status_code == 200, r.text
         assert r.headers["X-Finish-Reason"] == "time"
         assert time.monotonic() - start < 10  # 400 pieces would take 20 s
+
+
+def test_superseded_request_leaves_the_local_models_queue_and_the_newer_gets_it():
+    with helios_app(helios_max_predict_ms=0) as (url, app):
+        local = app.extensions["gateway"].router.by_name("local")
+        local.gate.acquire("test")  # someone else's generation holds the model
+        try:
+            older = _InFlight(url, _body("def area(r):\n    return ", max_tokens=8))
+            deadline = time.monotonic() + 10
+            while local.gate.waiting == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert local.gate.waiting == 1  # queued for the model
+            newer = _InFlight(url, _body("def area(r):\n    return r", max_tokens=8))
+            first = older.join(5)  # answers while the model is still busy: it left the queue
+            assert first is not None
+            assert_helios_error(first, 499, "REQUEST_CANCELLED")
+            assert newer.result is None
+        finally:
+            local.gate.release()
+        second = newer.join(60)
+        assert second is not None and second.status_code == 200, second and second.text
