@@ -249,7 +249,8 @@ class ModelClock:
 
     def cold_prompt_ms(self, request) -> Optional[float]:
         """The same prompt evaluated from scratch (no KV reuse): time to the first token."""
-        stream = self._stream(dataclasses.replace(request, cache_prompt=False, max_tokens=1))
+        stream = self._stream(dataclasses.replace(request, cache_prompt=False, max_tokens=1,
+                                                  cancel=None))
         try:
             for _ in stream:
                 pass
