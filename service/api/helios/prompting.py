@@ -183,12 +183,19 @@ def head(text: str, max_chars: int) -> str:
 
 
 def tail(text: str, max_chars: int) -> str:
-    """The last ``max_chars`` of ``text``, from a line start when one is in reach."""
+    """The end of ``text``, at most ``max_chars``, from a line start when one is in reach.
+
+    The cut moves in steps of a quarter of ``max_chars`` (counted from the start of
+    ``text``), so while the user types at the end it stays put for about that many
+    characters and the model can reuse the prompt it evaluated (its KV cache).
+    """
     if len(text) <= max_chars:
         return text
-    tail = text[-max_chars:]
-    brk = _LINE_BREAK.search(tail)
-    return tail[brk.end():] if brk and brk.end() < len(tail) else tail
+    step = max(1, max_chars // 4)
+    start = -(-(len(text) - max_chars) // step) * step  # rounded up to a step
+    kept = text[start:]
+    brk = _LINE_BREAK.search(kept)
+    return kept[brk.end():] if brk and brk.end() < len(kept) else kept
 
 
 def stop_sequences(language: str) -> list[str]:
