@@ -36,7 +36,8 @@ def infill_route():
     hit = cache.lookup(key.model, key.context, key.prefix, "infill")
     if hit is not None:
         return _render(_settled(w, record, hit.suggestion, "eos"), w, req, hit.kind)
-    run = infill.InfillRun(provider.stream(req), w, record.request_id, disconnect_check())
+    # Editors cancel a stale /infill by dropping its connection: look often (a select() call).
+    run = infill.InfillRun(provider.stream(req), w, record.request_id, disconnect_check(0.02))
     if w.stream:
         return sse_response(_events(run, w, req, record, key))
     for _ in run:
