@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from tests.support.helios import helios_app
+from tests.support.rawhttp import open_post
 
 # What llama.vscode sends (llama-server.ts): FIM around the cursor, ring-buffer chunks of other
 # files, the cursor's line in `prompt`, and llama.vim's response_fields.
@@ -146,3 +147,21 @@ def test_time_budget_and_warm_up(up):
             "input_prefix": "x = 1\n", "n_predict": 0, "input_extra": [{"text": "y"}]})
         assert warm.status_code == 200 and warm.json()["content"] == ""
         assert up.state.calls["endless"] == calls  # nothing to generate: the backend is not asked
+
+
+def test_a_dropped_connection_stops_generation(up):
+    # llama.vim cancels a stale request by closing its connection.
+    with helios_app(lm_studio_base_url=up.url, helios_model="endless") as (url, _):
+        calls = up.state.calls["endless"]
+        before = len(up.state.disconnects)
+        sock = open_post(url, "/infill", {"input_prefix": "x = ", "n_predict": 400})
+        deadline = time.monotonic() + 10
+        while up.state.calls["endless"] == calls and time.monotonic() < deadline:
+            time.sleep(0.02)
+        closed_at = time.monotonic()
+        sock.close()
+        deadline = time.monotonic() + 10
+        while len(up.state.disconnects) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(up.state.disconnects) == before + 1  # long before 400 pieces (20 s)
+        assert up.state.disconnects[-1] > closed_at
