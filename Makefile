@@ -45,6 +45,7 @@ chromium:
 bench: $(VENV)/.dev
 	$(PY) benchmarks/gateway_overhead.py
 	$(PY) benchmarks/helios_latency.py
+	$(PY) benchmarks/typing.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

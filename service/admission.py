@@ -67,13 +67,15 @@ class DrainRate:
         return min(ceiling, max(floor, ahead * span / (n - 1)))  # n-1 completions after the oldest
 
 
-def wait_for(lock, deadline: float, gone: Optional[GoneCheck]) -> bool:
-    """Acquire ``lock`` by ``deadline``; raise ClientGone-style 499 if ``gone()`` turns true."""
+def wait_for(lock, deadline: float, gone: Optional[GoneCheck],
+             poll: float = _POLL_SECONDS) -> bool:
+    """Acquire ``lock`` by ``deadline``; raise ClientGone-style 499 if ``gone()`` turns true
+    (looked at every ``poll`` seconds)."""
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return lock.acquire(blocking=False)
-        if lock.acquire(timeout=min(remaining, _POLL_SECONDS) if gone else remaining):
+        if lock.acquire(timeout=min(remaining, poll) if gone else remaining):
             return True
         if gone is not None and gone():
             raise errors.GatewayError("client disconnected while queued", status=499,

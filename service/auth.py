@@ -3,7 +3,7 @@
 Auth is on when any key exists (a static ``API_KEYS`` entry or a stored key,
 revoked or not: revoking the last key must not open the gateway) or when
 ``REQUIRE_AUTH=true``. Then every model endpoint (``/v1/*``, ``/api/*`` but
-``/api/version``, ``/complete``) needs ``Authorization: Bearer <key>``:
+``/api/version``, ``/complete``, ``/infill``) needs ``Authorization: Bearer <key>``:
 missing, unknown, revoked or expired keys get 401, rendered in the caller's
 API format by the app's error handlers. A model outside the key's
 ``allowed_models`` gets 403 from :func:`authorize_model`, which
@@ -50,7 +50,7 @@ def needs_key(path: str) -> bool:
         return True
     if path.startswith("/api/"):
         return path != "/api/version"
-    return path == "/complete"
+    return path in ("/complete", "/infill")
 
 
 def static_secrets(settings: Settings) -> list[str]:

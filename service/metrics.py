@@ -32,6 +32,7 @@ __all__ = [
     "rate_limited", "on_rate_limited", "in_flight", "request_started", "request_finished",
     "render", "CONTENT_TYPE_LATEST", "usage_row_quarantined", "add_served_models",
     "admission_rejected", "observe_admission_wait", "observe_overhead",
+    "completion_cache", "superseded", "prompt_reuse",
 ]
 
 # LLM requests range from milliseconds (errors, cached lists) to minutes (long streams).
@@ -88,6 +89,18 @@ OVERHEAD_SECONDS = Histogram(
     "total minus time inside the backend.",
     ["route"], buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                         2.5, 5, 10))
+COMPLETION_CACHE = Counter(
+    "gateway_completion_cache", "Code-completion cache lookups: exact or typed hits, misses.",
+    ["api", "model", "result"])
+SUPERSEDED = Counter(
+    "gateway_completions_superseded",
+    "Completions cancelled because a newer request for the same file arrived.", ["api", "model"])
+SUPERSEDED_MODEL_SECONDS = Counter(
+    "gateway_superseded_model_seconds",
+    "Backend time spent on completions before they were superseded (wasted).", ["api", "model"])
+PROMPT_TOKENS_REUSED = Counter(
+    "gateway_local_prompt_tokens_reused",
+    "Prompt tokens the local model took from its KV cache instead of evaluating them.")
 
 # Model names come from clients: only names the gateway serves become label values
 # (bounded in number and length); any other name is counted as "other".
@@ -231,6 +244,24 @@ def observe_admission_wait(seconds: float) -> None:
 
 def observe_overhead(route: Optional[str], seconds: float) -> None:
     OVERHEAD_SECONDS.labels(route or "unmatched").observe(seconds)
+
+
+def completion_cache(api: str, model: str, result: str) -> None:
+    """A completion-cache lookup: ``result`` is ``exact``, ``typed`` or ``miss``."""
+    COMPLETION_CACHE.labels(api, _model_label(model), result).inc()
+
+
+def superseded(api: str, model: str, model_seconds: float) -> None:
+    """A completion was cancelled by a newer one after ``model_seconds`` of backend time."""
+    label = _model_label(model)
+    SUPERSEDED.labels(api, label).inc()
+    SUPERSEDED_MODEL_SECONDS.labels(api, label).inc(model_seconds)
+
+
+def prompt_reuse(tokens: int) -> None:
+    """The local model reused ``tokens`` prompt tokens from its KV cache."""
+    if tokens > 0:
+        PROMPT_TOKENS_REUSED.inc(tokens)
 
 
 def multiprocess_dir() -> Optional[str]:

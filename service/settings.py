@@ -135,6 +135,19 @@ class Settings(BaseSettings):
     helios_queue_wait_seconds: float = Field(
         0.25, ge=0, le=30, description="How long a completion waits for a free slot before 429.")
 
+    # --- code completion at typing speed (issue 17) -----------------------------------
+    helios_cache_entries: int = Field(
+        1024, ge=0, le=1_000_000,
+        description="Completion cache size per model (/complete, /infill); 0 = off.")
+    helios_supersede: bool = Field(
+        True, description="A newer completion request for the same file cancels the older one.")
+    helios_max_predict_ms: int = Field(
+        1000, ge=0, le=600_000,
+        description="Longest generation of a /complete suggestion once its first line is "
+                    "written (as llama.vim's t_max_predict_ms); 0 = no limit.")
+    infill_max_extra_chars: int = Field(
+        2000, ge=0, description="Characters of /infill input_extra context kept (newest chunks).")
+
     # --- Ollama API (issue 5) ---------------------------------------------------------
     ollama_api_version: str = Field(
         "0.9.0", pattern=r"^\d+\.\d+\.\d+([-+.][0-9A-Za-z.-]+)?$",

@@ -8,6 +8,7 @@ from flask import Flask
 def register_blueprints(app: Flask) -> None:
     from . import admin, health, ops
     from .helios import routes as helios
+    from .llamacpp.routes import bp as llamacpp_bp
     from .ollama.routes import bp as ollama_bp
     from .openai.routes import bp as openai_bp
 
@@ -17,3 +18,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(ollama_bp)
     app.register_blueprint(admin.bp)
     helios.init_app(app)
+    app.register_blueprint(llamacpp_bp)

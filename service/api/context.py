@@ -81,6 +81,8 @@ def family_for_path(path: str) -> str:
         return "ollama"
     if path in ("/complete", "/health", "/status", "/restart"):
         return "helios"
+    if path == "/infill":
+        return "llamacpp"
     return "openai"
 
 
@@ -130,8 +132,8 @@ def json_response(obj: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(obj), status=status, mimetype="application/json")
 
 
-def disconnect_check() -> Callable[[], bool]:
-    """A cheap, throttled test of whether the client closed its connection."""
+def disconnect_check(interval: float = 0.2) -> Callable[[], bool]:
+    """A cheap test of whether the client closed its connection, at most every ``interval`` s."""
     sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
     if sock is None:
         return lambda: False
@@ -141,7 +143,7 @@ def disconnect_check() -> Callable[[], bool]:
         now = time.monotonic()
         if state["gone"] or now < state["next"]:
             return state["gone"]
-        state["next"] = now + 0.2
+        state["next"] = now + interval
         try:
             readable, _, _ = select.select([sock], [], [], 0)
             if readable and sock.recv(1, socket.MSG_PEEK) == b"":

@@ -112,6 +112,13 @@ class GenerationRequest:
     stream: bool = False
     include_usage: bool = False
     num_ctx: Optional[int] = None
+    # Reuse the backend's evaluated prompt prefix (llama.cpp's KV cache) when it can;
+    # False evaluates the whole prompt again (llama.cpp's ``cache_prompt``).
+    cache_prompt: bool = True
+    # Set (a ``threading.Event``) when the caller no longer wants the answer, e.g. a newer
+    # completion superseded it: the local model stops waiting for its turn, or generating,
+    # within one token step.
+    cancel: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
     # The API family's own body, for providers that can relay it as is.
     raw: Optional[dict[str, Any]] = None
@@ -125,6 +132,9 @@ class GenerationRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Local model only: prompt tokens taken from the KV cache, and the prompt's evaluation time.
+    cached_tokens: Optional[int] = None
+    prompt_ms: Optional[float] = None
 
     @property
     def total_tokens(self) -> int:

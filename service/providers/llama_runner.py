@@ -12,6 +12,7 @@ that a long prompt is not one uninterruptible call.
 from __future__ import annotations
 
 import codecs
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
@@ -127,7 +128,8 @@ class TokenRun:
 
     def __init__(self, llama, prompt_tokens: list[int], *, max_tokens: int, stop: list[str],
                  sampling: Sampling, grammar=None, want_logprobs: bool = False,
-                 dry: bool = False, cancelled: Optional[Callable[[], bool]] = None):
+                 dry: bool = False, cancelled: Optional[Callable[[], bool]] = None,
+                 reuse_prompt: bool = True):
         self.llama = llama
         self.prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
@@ -138,6 +140,9 @@ class TokenRun:
         self.cancelled = cancelled
         self.finish_reason: Optional[str] = None
         self.completion_tokens = 0
+        self.reuse_prompt = reuse_prompt
+        self.cached_tokens = 0       # prompt tokens llama.cpp's KV cache already held
+        self.prompt_ms: Optional[float] = None  # prompt evaluation + first token
         self._probe = _ProbeLogits() if want_logprobs else None
         self._dry = DryPenalty(llama, len(prompt_tokens)) if dry else None
 
@@ -150,6 +155,11 @@ class TokenRun:
         pending = ""             # decoded text not yet released (may start a stop string)
         pending_lp: list[float] = []
         longest_stop = max((len(x) for x in self.stop), default=0)
+        if self.reuse_prompt:  # Llama.generate keeps the common prefix of its KV cache itself
+            self.cached_tokens = cached_prefix(llama, self.prompt_tokens)
+        else:
+            llama.reset()
+        started = time.perf_counter()
         if not self._prefill():
             self.finish_reason = "cancelled"
             return
@@ -161,6 +171,8 @@ class TokenRun:
             grammar=self.grammar)
         try:
             for token in gen:
+                if self.prompt_ms is None:
+                    self.prompt_ms = (time.perf_counter() - started) * 1000
                 if self.cancelled is not None and self.cancelled():
                     self.finish_reason = "cancelled"
                     break
@@ -204,10 +216,7 @@ class TokenRun:
         if self.cancelled is None:
             return True
         llama, tokens = self.llama, self.prompt_tokens[:-1]
-        ids, cached = llama.input_ids, 0
-        limit = min(llama.n_tokens, len(tokens))
-        while cached < limit and ids[cached] == tokens[cached]:
-            cached += 1
+        cached = self.cached_tokens  # what the KV cache holds of them (0 after a reset)
         if len(tokens) - cached <= PREFILL_STEP:
             return not self.cancelled()
         llama.n_tokens = cached  # eval() drops the KV cache past this point
@@ -216,6 +225,18 @@ class TokenRun:
                 return False
             llama.eval(tokens[i:i + PREFILL_STEP])
         return True
+
+
+def cached_prefix(llama, tokens: list[int]) -> int:
+    """How many leading ``tokens`` the model's KV cache holds already (at least one token is
+    always evaluated again, for fresh logits)."""
+    held = llama._input_ids[: llama.n_tokens]
+    n = 0
+    for a, b in zip(held, tokens):
+        if a != b:
+            break
+        n += 1
+    return min(n, max(0, len(tokens) - 1))
 
 
 def _is_eog(llama, token: int) -> bool:
@@ -256,6 +277,14 @@ class LazyGrammarRun:
     @property
     def finish_reason(self) -> Optional[str]:
         return self._current.finish_reason
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.free.cached_tokens
+
+    @property
+    def prompt_ms(self) -> Optional[float]:
+        return self.free.prompt_ms
 
     @property
     def completion_tokens(self) -> int:

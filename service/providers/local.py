@@ -71,6 +71,17 @@ def model_id_for(path: Path) -> str:
     return stem.lower()
 
 
+_CANCEL_POLL = 0.01  # seconds between looks at a waiting request's cancel event
+
+
+class RequestCancelled(errors.GatewayError):
+    """The caller cancelled the request (``GenerationRequest.cancel``) before it ran."""
+
+    status = 499
+    type = "request_cancelled"
+    code = "request_cancelled"
+
+
 class ModelGate:
     """A lock with a bounded number of waiters and a bounded wait.
 
@@ -87,17 +98,18 @@ class ModelGate:
         self.max_wait = max_wait
         self.drain = DrainRate()
 
-    def acquire(self, what: str) -> float:
-        """Take the model; returns seconds waited or raises ModelBusy (both go to metrics)."""
+    def acquire(self, what: str, cancel=None) -> float:
+        """Take the model; returns seconds waited or raises ModelBusy (both go to metrics).
+        ``cancel`` (a threading.Event) set while waiting gives up the turn: RequestCancelled."""
         try:
-            waited = self._acquire(what)
+            waited = self._acquire(what, cancel)
         except errors.ModelBusy:
             metrics.queue_rejected()
             raise
         metrics.observe_queue_wait(waited)
         return waited
 
-    def _acquire(self, what: str) -> float:
+    def _acquire(self, what: str, cancel=None) -> float:
         if self._lock.acquire(blocking=False):
             return 0.0
         with self._count_lock:
@@ -109,7 +121,7 @@ class ModelGate:
             self.waiting += 1
         start = time.monotonic()
         try:
-            if not wait_for(self._lock, start + self.max_wait, client_gone.get()):
+            if not self._wait(start, cancel):
                 raise errors.ModelBusy(
                     f"{what} is busy: no turn within {self.max_wait:g}s (LOCAL_MAX_WAIT_SECONDS)",
                     retry_after=self.drain.retry_after(self.waiting))
@@ -117,6 +129,20 @@ class ModelGate:
             with self._count_lock:
                 self.waiting -= 1
         return time.monotonic() - start
+
+    def _wait(self, start: float, cancel) -> bool:
+        """Wait for the model by the deadline; a waiter whose client left, or that was
+        cancelled (``cancel``, a threading.Event), gives up its place at once."""
+        gone = client_gone.get()
+        if cancel is None:
+            return wait_for(self._lock, start + self.max_wait, gone)
+
+        def left() -> bool:
+            if cancel.is_set():
+                raise RequestCancelled("cancelled while waiting for the model")
+            return gone is not None and gone()
+
+        return wait_for(self._lock, start + self.max_wait, left, poll=_CANCEL_POLL)
 
     def release(self) -> None:
         self.drain.note()
@@ -291,6 +317,7 @@ class LocalProvider(Provider):
 
     def _runs(self, llama, request: GenerationRequest,
               cancelled: Optional[DisconnectCheck] = None):
+        cancelled = _either(cancelled, request.cancel.is_set if request.cancel else None)
         p = self._prepare(llama, request)
         budget = llama.n_ctx() - len(p.tokens)
         max_tokens = min(request.max_tokens or self.settings.local_default_max_tokens, budget)
@@ -304,7 +331,7 @@ class LocalProvider(Provider):
                 return TokenRun(llama, p.tokens, max_tokens=max_tokens, stop=stops,
                                 sampling=_sampling(request, seed), grammar=grammar,
                                 want_logprobs=want_logprobs, dry=grammar is not None,
-                                cancelled=cancelled)
+                                cancelled=cancelled, reuse_prompt=request.cache_prompt)
 
             if p.lazy_grammar is not None:
                 yield i, p, LazyGrammarRun(run(p.grammar), run(p.lazy_grammar), trigger="<")
@@ -315,7 +342,7 @@ class LocalProvider(Provider):
                  disconnected: Optional[DisconnectCheck] = None) -> Generation:
         self._check(request)
         llama = self._ensure_loaded()
-        self.gate.acquire(f"local model '{self.model_id}'")
+        self.gate.acquire(f"local model '{self.model_id}'", request.cancel)
         try:
             llama = self._ensure_loaded()
             choices, usage = [], Usage()
@@ -329,6 +356,7 @@ class LocalProvider(Provider):
                 choices.append(choice)
                 usage.prompt_tokens = len(p.tokens)
                 usage.completion_tokens += run.completion_tokens
+                _note_reuse(usage, run)
             return Generation(model=request.model, choices=choices, usage=usage, provider=self.name)
         finally:
             self.gate.release()
@@ -336,7 +364,7 @@ class LocalProvider(Provider):
     def stream(self, request: GenerationRequest) -> ChunkStream:
         self._check(request)
         self._ensure_loaded()
-        self.gate.acquire(f"local model '{self.model_id}'")
+        self.gate.acquire(f"local model '{self.model_id}'", request.cancel)
         gone = client_gone.get()
         try:
             if gone is not None and gone():  # left while queued: no model time for it
@@ -357,7 +385,9 @@ class LocalProvider(Provider):
                 count: "_RunningCount") -> Iterator[Chunk]:
         for i, p, run in _chain(first, runs):
             count.run = run
-            yield from _choice_chunks(i, p, run, request)
+            for chunk in _choice_chunks(i, p, run, request):
+                count.note_reuse(run)  # known from the first token on
+                yield chunk
             count.finished(run)
         yield Chunk(index=-1, usage=count.usage())
 
@@ -428,22 +458,47 @@ def _merge(choice: Choice, chunk: Chunk) -> None:
 
 class _RunningCount:
     """A stream's exact token counts so far, also mid-choice (a client that hangs up
-    still spent the prompt and every token generated until then)."""
+    still spent the prompt and every token generated until then), and the first
+    choice's prompt reuse (later choices of ``n`` reuse the same prompt)."""
 
-    __slots__ = ("prompt", "done", "run")
+    __slots__ = ("prompt", "done", "run", "cached", "prompt_ms")
 
     def __init__(self, prompt: int):
         self.prompt = prompt  # counted once, like the final usage (the prompt is shared)
         self.done = 0
         self.run = None
+        self.cached: Optional[int] = None
+        self.prompt_ms: Optional[float] = None
+
+    def note_reuse(self, run) -> None:
+        if self.cached is None and run.prompt_ms is not None:
+            self.cached, self.prompt_ms = run.cached_tokens, run.prompt_ms
+            metrics.prompt_reuse(run.cached_tokens)
 
     def finished(self, run) -> None:
+        self.note_reuse(run)
         self.done += run.completion_tokens
         self.run = None
 
     def usage(self) -> Usage:
         running = self.run.completion_tokens if self.run is not None else 0
-        return Usage(prompt_tokens=self.prompt, completion_tokens=self.done + running)
+        return Usage(prompt_tokens=self.prompt, completion_tokens=self.done + running,
+                     cached_tokens=self.cached, prompt_ms=self.prompt_ms)
+
+
+def _note_reuse(usage: Usage, run) -> None:
+    """The first choice's prompt reuse, on a non-streamed result."""
+    if usage.cached_tokens is None:
+        usage.cached_tokens, usage.prompt_ms = run.cached_tokens, run.prompt_ms
+        metrics.prompt_reuse(run.cached_tokens)
+
+
+def _either(a: Optional[DisconnectCheck], b: Optional[DisconnectCheck]):
+    """A stop check that is true once either is (the client left, or a newer request
+    superseded this one)."""
+    if a is None or b is None:
+        return a or b
+    return lambda: a() or b()
 
 
 def _chain(first, rest):

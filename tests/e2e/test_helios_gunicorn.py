@@ -17,13 +17,14 @@ from tests.support.procs import gunicorn
 def test_helios_under_gunicorn(upstream):
     # "endless" streams the echo, then " more" every 50 ms until the client goes away.
     env = {"LM_STUDIO_BASE_URL": upstream.url, "HELIOS_MODEL": "endless",
-           "HELIOS_RATE_LIMIT_PER_SECOND": "0.1", "HELIOS_RATE_LIMIT_BURST": "3"}
+           "HELIOS_RATE_LIMIT_PER_SECOND": "0.1", "HELIOS_RATE_LIMIT_BURST": "3",
+           "HELIOS_MAX_PREDICT_MS": "0"}  # only the disconnect may end the endless stream
     with gunicorn(env, workers=1) as (url, _, _):
         assert requests.get(url + "/health", timeout=10).json()["status"] == "healthy"
         with ThreadPoolExecutor(5) as pool:
-            results = list(pool.map(
-                lambda _: requests.post(url + "/complete", json=dict(SEED_PYTHON, max_tokens=2),
-                                        timeout=30), range(5)))
+            results = list(pool.map(  # five files: one file's newer request cancels the older
+                lambda i: requests.post(url + "/complete", timeout=30, json=dict(
+                    SEED_PYTHON, max_tokens=2, filename=f"f{i}.py")), range(5)))
         assert sorted(r.status_code for r in results) == [200, 200, 200, 429, 429]
         refused = next(r for r in results if r.status_code == 429)
         assert refused.json()["error_code"] == "SERVER_OVERLOADED" and refused.headers["Retry-After"]

@@ -105,3 +105,14 @@ def test_long_buffers_are_trimmed_at_line_boundaries():
 ])
 def test_rate_limit_string(rate, burst, expected):
     assert rate_limit_string(rate, burst) == expected
+
+
+def test_the_prompt_start_stays_put_while_typing_so_the_kv_cache_is_reused():
+    before = "".join(f"line_{i} = {i}\n" for i in range(1000))
+    before += "#" * ((1 - (len(before) + 1 - 400)) % 100) + "\n"  # just past a cut step
+    starts = set()
+    for typed in range(0, 48, 3):  # more than a line's worth typed at the end
+        prompt = prompting.tail(before + "x" * typed, 400)
+        assert len(prompt) <= 400 and prompt.startswith("line_")
+        starts.add(prompt.split("\n", 1)[0])
+    assert len(starts) == 1, starts

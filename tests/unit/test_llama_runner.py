@@ -30,6 +30,7 @@ class _Scripted:
 
     def __init__(self, llama, tokens):
         self._llama, self._tokens, self._model = llama, tokens, llama._model
+        self._input_ids, self.n_tokens = [], 0  # an empty KV cache
 
     def detokenize(self, tokens):
         return self._llama.detokenize(tokens)
@@ -66,3 +67,18 @@ def test_whole_characters_split_across_tokens_come_through(tokenizer):
     run = TokenRun(_Scripted(tokenizer, tokens), [1], max_tokens=len(tokens) + 1, stop=[],
                    sampling=Sampling())
     assert "".join(p.text for p in run) == "a😃💡b"
+
+
+def test_a_cancelled_run_stops_at_the_next_token(tokenizer):
+    import threading
+
+    tokens = tokenizer.tokenize(b"one two three four", add_bos=False, special=False)
+    cancel = threading.Event()
+    run = TokenRun(_Scripted(tokenizer, tokens), [1], max_tokens=50, stop=[],
+                   sampling=Sampling(), cancel=cancel)
+    it = iter(run)
+    next(it)
+    cancel.set()
+    rest = list(it)
+    assert run.finish_reason == "cancelled" and run.completion_tokens == 1
+    assert "".join(p.text for p in rest) == ""

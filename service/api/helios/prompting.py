@@ -157,7 +157,7 @@ def build_prompt(cursor: Cursor, language: str, filename: str, max_chars: int) -
     Only the last ``max_chars`` of the prefix are kept, from a line start, so a
     whole file sent by the editor still fits the model's context.
     """
-    prefix = _tail(cursor.prefix, max_chars)
+    prefix = tail(cursor.prefix, max_chars)
     template = _HEADER.get(language)
     name = " ".join(filename.split())[:200]
     if template is None or not name:
@@ -170,19 +170,32 @@ def suffix_for(cursor: Cursor, max_chars: int) -> Optional[str]:
     to a line end), or None when there is none."""
     if not cursor.suffix.strip():
         return None
-    if len(cursor.suffix) <= max_chars:
-        return cursor.suffix
-    cut = cursor.suffix[:max_chars]
+    return head(cursor.suffix, max_chars)
+
+
+def head(text: str, max_chars: int) -> str:
+    """The first ``max_chars`` of ``text``, to a line end when one is in reach."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
     brk = max(cut.rfind("\n"), cut.rfind("\r"))
     return cut[: brk + 1] if brk > 0 else cut
 
 
-def _tail(text: str, max_chars: int) -> str:
+def tail(text: str, max_chars: int) -> str:
+    """The end of ``text``, at most ``max_chars``, from a line start when one is in reach.
+
+    The cut moves in steps of a quarter of ``max_chars`` (counted from the start of
+    ``text``), so while the user types at the end it stays put for about that many
+    characters and the model can reuse the prompt it evaluated (its KV cache).
+    """
     if len(text) <= max_chars:
         return text
-    tail = text[-max_chars:]
-    brk = _LINE_BREAK.search(tail)
-    return tail[brk.end():] if brk and brk.end() < len(tail) else tail
+    step = max(1, max_chars // 4)
+    start = -(-(len(text) - max_chars) // step) * step  # rounded up to a step
+    kept = text[start:]
+    brk = _LINE_BREAK.search(kept)
+    return kept[brk.end():] if brk and brk.end() < len(kept) else kept
 
 
 def stop_sequences(language: str) -> list[str]:

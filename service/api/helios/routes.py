@@ -22,12 +22,15 @@ from ...providers.base import Provider
 from ..context import (
     RequestRecord, current_record, disconnect_check, json_response, read_json,
 )
+from ..budgets import TimeBudget
 from ..errors import register_renderer, to_gateway_error
 from . import prompting, protocol
+from .cache import CompletionCache
 from .lifecycle import ModelLifecycle
-from .limits import ConcurrencyLimit, RateLimit, init_rate_limit
+from .limits import ConcurrencyLimit, RateLimit, client_key, init_rate_limit
 from .prompting import Cursor
 from .suggestions import SuggestionBuilder
+from .supersede import Supersession, Ticket
 
 log = logging.getLogger(__name__)
 bp = Blueprint("helios", __name__)
@@ -41,6 +44,8 @@ class Helios:
     lifecycle: ModelLifecycle
     concurrency: ConcurrencyLimit
     rate_limit: Optional[RateLimit]
+    cache: CompletionCache  # shared with /infill
+    supersession: Supersession
 
 
 def init_app(app: Flask) -> None:
@@ -48,7 +53,8 @@ def init_app(app: Flask) -> None:
     s = gw.settings
     helios = Helios(ModelLifecycle(s), ConcurrencyLimit(s.helios_max_concurrent,
                                                        s.helios_queue_wait_seconds),
-                    init_rate_limit(s))
+                    init_rate_limit(s), CompletionCache(s.helios_cache_entries),
+                    Supersession(s.helios_supersede))
     app.extensions["helios"] = helios
     app.register_blueprint(bp)
     local = gw.router.by_name("local")
@@ -86,24 +92,52 @@ def complete():
         stop=prompting.stop_sequences(language), logprobs=1, stream=True)
     record = current_record()
     provider = gw.route(req, record)
-    with helios.concurrency.hold():
-        suggestion, confidence = _suggest(provider, req, cursor, record)
-    return json_response({"suggestion": suggestion, "confidence": round(confidence, 4),
-                  "processing_time": round(time.perf_counter() - record.start, 4)})
+    model = f"{provider.name}/{req.model}"
+    context = helios.cache.context(language, wire.filename, cursor.suffix, str(req.max_tokens),
+                                   str(req.temperature))
+    with helios.supersession.claim(f"{client_key()}\0{wire.filename}", "helios", model) as ticket:
+        hit = helios.cache.lookup(model, context, cursor.prefix, "helios")
+        if hit is not None:
+            return _answer(hit.suggestion, hit.confidence, record, cache=hit.kind)
+        with helios.concurrency.hold():
+            ticket.check()
+            suggestion, confidence, finish = _suggest(
+                provider, req, cursor, record, ticket, TimeBudget(s.helios_max_predict_ms))
+        helios.cache.store(model, context, cursor.prefix, suggestion, confidence)
+    return _answer(suggestion, confidence, record, finish=finish,
+                   cache="miss" if helios.cache.enabled else None)
 
 
-def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor,
-             record: RequestRecord) -> tuple[str, float]:
-    """Stream the completion into a suggestion; stop once it is complete or the client left."""
+def _answer(suggestion: str, confidence: float, record: RequestRecord, *,
+            finish: Optional[str] = None, cache: Optional[str] = None):
+    """The seed's body; why the suggestion ended and where it came from go in headers
+    (the seed's response has no field for them)."""
+    resp = json_response({"suggestion": suggestion, "confidence": round(confidence, 4),
+                          "processing_time": round(time.perf_counter() - record.start, 4)})
+    if finish:
+        resp.headers["X-Finish-Reason"] = finish
+    if cache:
+        resp.headers["X-Completion-Cache"] = cache
+    return resp
+
+
+def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor, record: RequestRecord,
+             ticket: Ticket, budget: TimeBudget) -> tuple[str, float, str]:
+    """Stream the completion into a suggestion; stop once it is complete, the time budget is
+    spent, a newer request superseded it, or the client left. Returns why it ended too."""
     gone = disconnect_check()
     builder = SuggestionBuilder(cursor)
     finish: Optional[str] = None
+    req.cancel = ticket.event  # a superseded request leaves the model's queue, or stops, at once
     try:
         stream = provider.stream(req)
     except Exception as exc:  # noqa: BLE001 - classified below
+        ticket.check("completion")  # cancelled while waiting for its turn
         raise _failure(exc, record) from exc
+    ticket.model_start()
     try:
         for chunk in stream:
+            ticket.check("completion")  # at every token: a superseded run frees the model now
             if chunk.index != 0:
                 continue
             finish = chunk.finish_reason or finish
@@ -111,6 +145,9 @@ def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor,
                 record.first_token()
                 if builder.feed(chunk.text, chunk.token_logprobs):
                     finish = "stop"
+                    break
+                if budget.exceeded(chunk.text):
+                    finish = "time"
                     break
             if builder.pieces >= req.max_tokens:  # a backend that ignores max_tokens
                 finish = "length"
@@ -127,10 +164,12 @@ def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor,
         raise _failure(exc, record) from exc
     finally:
         stream.close()
+        ticket.model_stop()
         # Also when the suggestion was complete (or the client left) before the backend's
         # usage chunk: the tokens generated until then were spent.
         record.add_usage(stream.spent())
-    return builder.result(truncated=finish == "length")
+    suggestion, confidence = builder.result(truncated=finish in ("length", "time"))
+    return suggestion, confidence, finish
 
 
 def _failure(exc: BaseException, record: RequestRecord) -> errors.GatewayError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import time
@@ -13,9 +14,14 @@ import requests
 from tests.support.helios import SEED_PYTHON, assert_helios_error, held_upstream, helios_app
 
 
+_files = itertools.count()
+
+
 def _post(url: str, headers: dict | None = None, **changes) -> requests.Response:
-    return requests.post(url + "/complete", json=dict(SEED_PYTHON, **changes), headers=headers,
-                         timeout=30)
+    # Each request edits its own file: a newer request for the *same* file would cancel the
+    # older one (issue 17), which is not what these limits are about.
+    body = dict(SEED_PYTHON, filename=f"file{next(_files)}.py", **changes)
+    return requests.post(url + "/complete", json=body, headers=headers, timeout=30)
 
 
 def _burst(url: str, n: int, headers: dict | None = None) -> list[requests.Response]:
@@ -91,7 +97,8 @@ def test_concurrency_limit_waits_briefly_for_a_slot():
 def test_disconnected_client_stops_generation(up):
     # "endless" streams until the client goes away; one line of code, so the
     # suggestion never completes on its own and only the disconnect can stop it.
-    with helios_app(lm_studio_base_url=up.url, helios_model="endless") as (url, _):
+    with helios_app(lm_studio_base_url=up.url, helios_model="endless",
+                    helios_max_predict_ms=0) as (url, _):
         u = urlsplit(url)
         body = json.dumps({"code": "total = ", "language": "python", "filename": "a.py",
                            "position": {"line": 0, "character": 8}, "max_tokens": 500}).encode()

@@ -64,11 +64,11 @@ def test_restart_under_traffic_loses_no_request(app_url):
     lock = threading.Lock()
     started = threading.Event()
 
-    def client():
+    def client(n: int):
         try:
-            for _ in range(4):
-                r = requests.post(url + "/complete", json=dict(SEED_PYTHON, max_tokens=3),
-                                  timeout=60)
+            for _ in range(4):  # each client its own file: no supersession between them
+                r = requests.post(url + "/complete", timeout=60,
+                                  json=dict(SEED_PYTHON, max_tokens=3, filename=f"c{n}.py"))
                 with lock:
                     results.append((r.status_code, r.json()))
         except BaseException as exc:  # a dropped connection fails the test
@@ -88,7 +88,7 @@ def test_restart_under_traffic_loses_no_request(app_url):
         except BaseException as exc:
             failures.append(exc)
 
-    threads = [threading.Thread(target=client) for _ in range(3)]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
     threads.append(threading.Thread(target=streaming_client))
     for t in threads:
         t.start()
