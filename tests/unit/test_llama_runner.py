@@ -75,7 +75,7 @@ def test_a_cancelled_run_stops_at_the_next_token(tokenizer):
     tokens = tokenizer.tokenize(b"one two three four", add_bos=False, special=False)
     cancel = threading.Event()
     run = TokenRun(_Scripted(tokenizer, tokens), [1], max_tokens=50, stop=[],
-                   sampling=Sampling(), cancel=cancel)
+                   sampling=Sampling(), cancelled=cancel.is_set)
     it = iter(run)
     next(it)
     cancel.set()
