@@ -24,13 +24,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from service import custom_endpoints
+import logging
+
+from service import custom_endpoints, models_file
 from service.auth import check_binding
 from service.settings import load_settings
 
 _settings = load_settings()
 if _settings.custom_endpoints_file is not None:
     custom_endpoints.load(_settings.custom_endpoints_file)  # clashes are checked by the app
+if _settings.models_file is not None:
+    # Validated in the master; forked workers inherit the list. This file runs again on
+    # every HUP: a bad model list is then logged and refused, and the old one stays.
+    models_file.activate_or_keep(_settings.models_file, logging.getLogger("gunicorn.error"))
 # Migrate the key/usage schema once and refuse an exposed bind without keys (issue 6).
 check_binding(_settings)
 

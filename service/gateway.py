@@ -1,29 +1,53 @@
-"""The process-wide objects every blueprint uses: settings, HTTP pool, providers, router."""
+"""The process-wide objects every blueprint uses: settings, HTTP pool, providers, dispatcher."""
 
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 from flask import current_app
 
-from .core.routing import Router
-from .providers import HttpClient, build_providers
+from .core.catalog import FileCatalog, LegacyCatalog
+from .core.dispatch import Authorize, Dispatcher, allow_all
+from .providers import HttpClient, build_backends, build_providers
 from .settings import Settings
 
 
 class Gateway:
-    """Built once per process by ``create_app``; kept in ``app.extensions``."""
+    """Built once per process by ``create_app``; kept in ``app.extensions``.
 
-    def __init__(self, settings: Settings):
+    ``router`` answers the listing calls (``list_models``, ``find_model``, ``by_name``);
+    ``dispatch`` runs every model call (``generate``/``stream``/``embed``).
+    """
+
+    def __init__(self, settings: Settings, *, authorize: Authorize = allow_all):
         self.settings = settings
         self.started = time.time()
         self.http = HttpClient(settings)
-        self.providers = build_providers(settings, self.http)
-        self.router = Router(self.providers)
+        if settings.models_file is not None:
+            from . import models_file
+
+            model_list = models_file.active(settings.models_file)
+            backends = build_backends(model_list, settings, self.http.observers)
+            self.providers = list(backends.values())
+            self.router: FileCatalog | LegacyCatalog = FileCatalog(model_list, backends,
+                                                                   int(self.started))
+            self.dispatch = Dispatcher(
+                self.router, authorize=authorize,
+                allowed_fails=model_list.router.allowed_fails,
+                cooldown_seconds=model_list.router.cooldown_seconds,
+                limits={n: b.max_concurrency for n, b in model_list.backends.items()})
+        else:
+            self.providers = build_providers(settings, self.http)
+            self.router = LegacyCatalog(self.providers)
+            self.dispatch = Dispatcher(self.router, authorize=authorize)
 
     def close(self) -> None:
         for p in self.providers:
             p.close()
+            http: Optional[object] = getattr(p, "http", None)
+            if http is not None and http is not self.http:
+                http.close()
         self.http.close()
 
 

@@ -18,7 +18,7 @@ from ... import __version__
 from ...core import errors
 from ...core.types import GenerationRequest
 from ...gateway import get_gateway
-from ...providers.base import Provider
+from ...core.dispatch import Dispatcher
 from ..context import (
     RequestRecord, current_record, disconnect_check, json_response, read_json,
 )
@@ -85,22 +85,21 @@ def complete():
         temperature=s.helios_default_temperature if wire.temperature is None else wire.temperature,
         stop=prompting.stop_sequences(language), logprobs=1, stream=True)
     record = current_record()
-    provider = gw.router.resolve(req)
-    record.routed(req.model, provider.name)
+    gw.dispatch.resolve(req, record)  # unknown HELIOS_MODEL: 404 before taking a slot
     with helios.concurrency.hold():
-        suggestion, confidence = _suggest(provider, req, cursor, record)
+        suggestion, confidence = _suggest(gw.dispatch, req, cursor, record)
     return json_response({"suggestion": suggestion, "confidence": round(confidence, 4),
                   "processing_time": round(time.perf_counter() - record.start, 4)})
 
 
-def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor,
+def _suggest(dispatch: Dispatcher, req: GenerationRequest, cursor: Cursor,
              record: RequestRecord) -> tuple[str, float]:
     """Stream the completion into a suggestion; stop once it is complete or the client left."""
     gone = disconnect_check()
     builder = SuggestionBuilder(cursor)
     finish: Optional[str] = None
     try:
-        stream = provider.stream(req)
+        stream = dispatch.stream(req, record)
     except Exception as exc:  # noqa: BLE001 - classified below
         raise _failure(exc, record) from exc
     try:
