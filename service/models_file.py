@@ -185,11 +185,13 @@ def load(path: Path) -> ModelList:
     try:
         model_list = ModelList.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        raise _fail(path, _loc(err["loc"]), msg) from None
+        problems = []
+        for err in exc.errors()[:5]:
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field"
+            problems.append(f"{_loc(err['loc'])}: {msg}")
+        raise _fail(path, "", "; ".join(problems)) from None
     _check_references(path, model_list)
     return model_list
 

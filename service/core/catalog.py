@@ -54,7 +54,9 @@ class FileCatalog:
         self._routes: dict[str, Route] = {}
         self._listed: list[Route] = []
         for name, entry in model_list.models.items():
-            deps = [Deployment(backends[d.backend], d.model, d.weight) for d in entry.deployments]
+            clock = [0.0]  # the model's deployments share one virtual clock
+            deps = [Deployment(backends[d.backend], d.model, d.weight, clock=clock)
+                    for d in entry.deployments]
             caps = set(entry.capabilities)
             info = ModelInfo(id=name, provider=deps[0].backend, owned_by="gateway",
                              created=started, context_length=entry.context_length,

@@ -55,7 +55,8 @@ class Deployment:
     model: str  # the name the backend knows it by
     weight: float = 1.0
     in_flight: int = 0
-    served: int = 0  # requests started here: the tie-break that makes idle picks rotate
+    vtime: float = 0.0  # stride scheduling: advances 1/weight per pick; breaks ties
+    clock: list[float] = field(default_factory=lambda: [0.0])  # shared by one model's peers
     fails: int = 0  # consecutive failures
     cooled_until: float = 0.0
 
@@ -245,7 +246,11 @@ class Dispatcher:
             return None
         with self._lock:
             d.in_flight += 1
-            d.served += 1
+            # A deployment back from a cool-down starts at the current virtual time, so it
+            # gets its share from now on rather than a burst that "catches up".
+            start = max(d.vtime, d.clock[0])
+            d.vtime = start + 1.0 / d.weight
+            d.clock[0] = start
         done = False
 
         def release() -> None:
@@ -278,7 +283,8 @@ class Dispatcher:
             for r in routes:
                 ds = r.deployments
                 if len(ds) > 1:
-                    ds = sorted(ds, key=lambda d: (d.in_flight / d.weight, d.served / d.weight))
+                    ds = sorted(ds, key=lambda d: (d.in_flight / d.weight,
+                                                   max(d.vtime, d.clock[0])))
                 for d in ds:
                     if id(d) not in seen:
                         seen.add(id(d))
