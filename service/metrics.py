@@ -63,6 +63,12 @@ QUEUE_WAIT_SECONDS = Histogram(
     buckets=_WAIT_BUCKETS)
 QUEUE_REJECTIONS = Counter(
     "gateway_local_queue_rejections", "Requests refused because the local model stayed busy.")
+FALLBACKS = Counter(
+    "gateway_fallbacks", "Deployments that failed before the first byte and were replaced, "
+    "by public model, backend and error kind.", ["model", "backend", "kind"])
+COOLDOWNS = Counter(
+    "gateway_deployment_cooldowns", "Times a deployment was cooled down after repeated "
+    "failures (MODELS_FILE).", ["backend", "upstream_model"])
 RATE_LIMITED = Counter(
     "gateway_rate_limit_rejections", "Requests refused by a rate limit, by limit.", ["limit"])
 
@@ -126,6 +132,14 @@ def observe_queue_wait(seconds: float) -> None:
 def queue_rejected() -> None:
     """A request was refused because the local model stayed busy."""
     QUEUE_REJECTIONS.inc()
+
+
+def fell_back(model: str, backend: str, kind: str) -> None:
+    FALLBACKS.labels(_model_label(model), backend, kind).inc()
+
+
+def cooled_down(backend: str, upstream_model: str) -> None:
+    COOLDOWNS.labels(backend, _model_label(upstream_model)).inc()
 
 
 def rate_limited(limit: str) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Optional, Protocol, TypeVar
 
 from . import errors
+from .. import metrics
 from .types import (
     Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo,
 )
@@ -225,6 +226,7 @@ class Dispatcher:
                 if not can_fall_back(exc):
                     raise
                 self._failed(d, exc)
+                metrics.fell_back(route.public, d.backend, exc.code or type(exc).__name__)
                 failure = exc
                 if i < len(queue):
                     log.warning("%s: %s/%s failed before the first byte (%s); falling back",
@@ -296,6 +298,7 @@ class Dispatcher:
             d.fails += 1
             if d.fails >= self.allowed_fails and not d.cooling(self.clock()):
                 d.cooled_until = self.clock() + self.cooldown_seconds
+                metrics.cooled_down(d.backend, d.model)
                 log.warning("deployment %s/%s cooled down for %gs after %d failures: %s",
                             d.backend, d.model, self.cooldown_seconds, d.fails, exc.message)
 
