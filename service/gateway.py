@@ -30,8 +30,7 @@ class Gateway:
             model_list = models_file.active(settings.models_file)
             backends = build_backends(model_list, settings, self.http.observers)
             self.providers = list(backends.values())
-            self.router: FileCatalog | LegacyCatalog = FileCatalog(model_list, backends,
-                                                                   int(self.started))
+            self.router = FileCatalog(model_list, backends, int(self.started))
             self.dispatch = Dispatcher(
                 self.router, authorize=authorize,
                 allowed_fails=model_list.router.allowed_fails,
@@ -41,6 +40,19 @@ class Gateway:
             self.providers = build_providers(settings, self.http)
             self.router = LegacyCatalog(self.providers)
             self.dispatch = Dispatcher(self.router, authorize=authorize)
+
+    @property
+    def router(self) -> FileCatalog | LegacyCatalog:
+        return self._catalog
+
+    @router.setter
+    def router(self, catalog) -> None:
+        """Swap the model list (tests put providers of their own in); calls follow it."""
+        if not hasattr(catalog, "route"):  # a bare Router: the seed routing over its providers
+            catalog = LegacyCatalog(catalog.providers)
+        self._catalog = catalog
+        if hasattr(self, "dispatch"):
+            self.dispatch.catalog = catalog
 
     def close(self) -> None:
         for p in self.providers:
