@@ -89,3 +89,18 @@ def test_a_failed_reload_keeps_the_list_in_force(tmp_path, caplog, monkeypatch):
     with pytest.raises(ConfigError):  # the first load must succeed
         monkeypatch.setattr(models_file, "_active", None)
         models_file.activate_or_keep(path, log)
+
+
+def test_the_documented_team_example_is_valid(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "model-routing.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    gguf, ca = tmp_path / "m.gguf", tmp_path / "ca.pem"
+    gguf.write_bytes(b"GGUF"), ca.write_text("x")
+    example = example.replace("/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", str(gguf))
+    example = example.replace("/etc/ssl/CAChain_PROD.pem", str(ca))
+    monkeypatch.setenv("VLLM_API_KEY", "k")
+    ml = models_file.load(_write(tmp_path, example))
+    assert set(ml.models) == {"coder", "small", "gemini-flash", "embed"}
+    assert {b.kind for b in ml.backends.values()} == {"openai", "vertex", "local"}
