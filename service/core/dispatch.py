@@ -150,9 +150,11 @@ class Dispatcher:
         gen.model = route.public
         return gen
 
-    def stream(self, request: GenerationRequest, record) -> ChunkStream:
+    def stream(self, request: GenerationRequest, record, *,
+               to_client: bool = True) -> ChunkStream:
         """Open a stream; with candidates left, its first chunk is read here, so a backend
-        that fails before its first byte is replaced by the next one."""
+        that fails before its first byte is replaced by the next one. ``to_client``: the
+        client gets it as a stream (Helios folds it into one answer)."""
 
         def call(d: Deployment, attempt: GenerationRequest, last: bool):
             stream = d.provider.stream(attempt)
@@ -164,7 +166,7 @@ class Dispatcher:
                 stream.close()
                 raise
 
-        route, d, (inner, head), release = self._run(request, record, call, stream=True)
+        route, d, (inner, head), release = self._run(request, record, call, stream=to_client)
 
         def close() -> None:
             try:
@@ -185,14 +187,16 @@ class Dispatcher:
         result.model = route.public
         return result
 
-    def resolve(self, request: GenerationRequest | EmbeddingRequest, record=None) -> Route:
+    def resolve(self, request: GenerationRequest | EmbeddingRequest, record=None, *,
+                stream: Optional[bool] = None) -> Route:
         """The route for ``request`` (``request.model`` filled with the public name when
         empty), authorized; ``record`` notes the first choice."""
         route = self.catalog.route(request)
         self.authorize(route.public)
         if record is not None:
             d = self._candidates(route)[0]
-            _note(record, route.public, d, getattr(request, "stream", False))
+            _note(record, route.public, d,
+                  getattr(request, "stream", False) if stream is None else stream)
         return route
 
     # ---- the loop ----------------------------------------------------------------------

@@ -85,7 +85,7 @@ def complete():
         temperature=s.helios_default_temperature if wire.temperature is None else wire.temperature,
         stop=prompting.stop_sequences(language), logprobs=1, stream=True)
     record = current_record()
-    gw.dispatch.resolve(req, record)  # unknown HELIOS_MODEL: 404 before taking a slot
+    gw.dispatch.resolve(req, record, stream=False)  # unknown HELIOS_MODEL: 404 before a slot
     with helios.concurrency.hold():
         suggestion, confidence = _suggest(gw.dispatch, req, cursor, record)
     return json_response({"suggestion": suggestion, "confidence": round(confidence, 4),
@@ -99,7 +99,7 @@ def _suggest(dispatch: Dispatcher, req: GenerationRequest, cursor: Cursor,
     builder = SuggestionBuilder(cursor)
     finish: Optional[str] = None
     try:
-        stream = dispatch.stream(req, record)
+        stream = dispatch.stream(req, record, to_client=False)
     except Exception as exc:  # noqa: BLE001 - classified below
         raise _failure(exc, record) from exc
     try:
