@@ -230,9 +230,9 @@ class Dispatcher:
                 if not can_fall_back(exc):
                     raise
                 self._failed(d, exc)
-                metrics.fell_back(route.public, d.backend, exc.code or type(exc).__name__)
                 failure = exc
                 if i < len(queue):
+                    metrics.fell_back(route.public, d.backend, exc.code or type(exc).__name__)
                     log.warning("%s: %s/%s failed before the first byte (%s); falling back",
                                 route.public, d.backend, d.model, exc.message)
                 continue
