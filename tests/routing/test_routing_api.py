@@ -134,6 +134,10 @@ def test_killing_one_upstream_mid_traffic_loses_no_request(three, tmp_path):
         assert len(results) > 20
         assert all(r == (200, True) for r in results), [r for r in results if r != (200, True)]
         assert "vllm-a/echo-a" in cooling
+        samples = prom.scrape(url)
+        assert prom.value(samples, "gateway_deployment_cooldowns_total", backend="vllm-a") >= 1
+        assert prom.value(samples, "gateway_fallbacks_total", model="coder",
+                          backend="vllm-a") >= 1
         # Back on the same port after the cool-down: the deployment is tried again.
         revived = start_upstream(port)
         try:
