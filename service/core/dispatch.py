@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Optional, Protocol, TypeVar
+from typing import Callable, Optional, Protocol, TypeVar
 
 from . import errors
 from .. import metrics
@@ -174,7 +174,8 @@ class Dispatcher:
             finally:
                 release()
 
-        out = ChunkStream(_chain(head, inner), close, model=route.public, provider=d.backend)
+        out = ChunkStream(_Prefixed(head, inner) if head else inner, close,
+                          model=route.public, provider=d.backend)
         out.id, out.created = inner.id, inner.created
         return out
 
@@ -335,6 +336,23 @@ def _first(stream: ChunkStream) -> tuple[Chunk, ...]:
         return ()
 
 
-def _chain(head: tuple[Chunk, ...], rest: Iterator[Chunk]) -> Iterator[Chunk]:
-    yield from head
-    yield from rest
+class _Prefixed:
+    """The peeked first chunk, then the rest of the stream. A plain iterator, not a
+    generator delegating with ``yield from``: closing goes straight to the stream."""
+
+    __slots__ = ("_head", "_rest")
+
+    def __init__(self, head: tuple[Chunk, ...], rest: ChunkStream):
+        self._head = list(head)
+        self._rest = rest
+
+    def __iter__(self) -> "_Prefixed":
+        return self
+
+    def __next__(self) -> Chunk:
+        if self._head:
+            return self._head.pop(0)
+        return next(self._rest)
+
+    def close(self) -> None:
+        self._rest.close()
