@@ -49,7 +49,9 @@ def readyz():
         body["not_ready"] = sorted(not_ready)
     # Deployments skipped after repeated failures (MODELS_FILE); informative, not a failure:
     # the model's other deployments and fallbacks still serve.
-    body["cooldowns"] = current_app.extensions["gateway"].dispatch.cooldowns()
+    cooldowns = current_app.extensions["gateway"].dispatch.cooldowns()
+    if cooldowns:
+        body["cooldowns"] = cooldowns
     return Response(orjson.dumps(body), status=503 if not_ready else 200,
                     mimetype="application/json", headers={"Cache-Control": "no-store"})
 

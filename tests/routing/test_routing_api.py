@@ -126,7 +126,7 @@ def test_killing_one_upstream_mid_traffic_loses_no_request(three, tmp_path):
         a.shutdown()
         a.server_close()  # connection refused from now on
         time.sleep(0.5)
-        cooling = requests.get(url + "/readyz", timeout=10).json()["cooldowns"]
+        cooling = requests.get(url + "/readyz", timeout=10).json().get("cooldowns", {})
         time.sleep(0.5)
         stop.set()
         for t in threads:
@@ -148,7 +148,8 @@ def test_killing_one_upstream_mid_traffic_loses_no_request(three, tmp_path):
         finally:
             revived.shutdown()
             revived.server_close()
-        assert "vllm-a/echo-a" not in requests.get(url + "/readyz", timeout=10).json()["cooldowns"]
+        assert "vllm-a/echo-a" not in requests.get(url + "/readyz", timeout=10).json().get(
+            "cooldowns", {})
 
 
 def test_every_deployment_down_falls_back_to_the_fallback_model(three, tmp_path):
