@@ -30,19 +30,24 @@ and stops the master before any worker forks when one is beyond loopback and
 no API key exists (see README "Security").
 """
 
+import logging
 import os
 import shutil
 import socket
 import tempfile
 from pathlib import Path
 
-from service import custom_endpoints
+from service import custom_endpoints, models_file
 from service.auth import check_listeners, migrate
 from service.settings import ConfigError, load_settings
 
 _settings = load_settings()
 if _settings.custom_endpoints_file is not None:
     custom_endpoints.load(_settings.custom_endpoints_file)  # clashes are checked by the app
+if _settings.models_file is not None:
+    # Validated in the master; forked workers inherit the list. This file runs again on
+    # every HUP: a bad model list is then logged and refused, and the old one stays.
+    models_file.activate_or_keep(_settings.models_file, logging.getLogger("gunicorn.error"))
 migrate(_settings)  # the key/usage schema, once, before any worker forks (issue 6)
 
 

@@ -7,7 +7,7 @@ revoked or not: revoking the last key must not open the gateway) or when
 missing, unknown, revoked or expired keys get 401, rendered in the caller's
 API format by the app's error handlers. A model outside the key's
 ``allowed_models`` gets 403 from :func:`authorize_model`, which
-``Gateway.route`` calls with the model the request is really served by.
+``Dispatcher.authorize`` calls with the public name the request is really served under.
 Health endpoints and ``GET /`` stay open; ``/admin`` and ``POST /restart`` need
 the admin key (:meth:`Authenticator.check_restart`).
 
@@ -40,7 +40,7 @@ from .settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 _CACHE_MAX = 10_000
-_MODEL_BLUEPRINTS = frozenset({"openai", "ollama", "helios"})
+_MODEL_BLUEPRINTS = frozenset({"openai", "ollama", "helios", "llamacpp"})
 RESTART_PATH = "/restart"
 
 
@@ -163,8 +163,8 @@ def current_key() -> Optional[ApiKey]:
 def authorize_model(model: str) -> None:
     """Refuse (403) a model outside the current key's ``allowed_models``.
 
-    Called with the model a request is actually served by, once the router
-    picked it (``Gateway.route``), never with what the body seemed to name:
+    Called with the public name a request is actually served under, once the
+    dispatcher resolved it (``Dispatcher.authorize``), never with what the body seemed to name:
     a body's ``name``, an empty ``model`` or a default filled in later must
     not slip past the allow-list.
     """
@@ -202,7 +202,7 @@ def init_app(app: Flask, settings: Settings, db: Database) -> Authenticator:
 
     @app.after_request
     def _fail_closed(response):
-        # Backstop: a model route that forgot Gateway.route must not widen a key's access.
+        # Backstop: a model route that skipped the dispatcher must not widen a key's access.
         if _unchecked_model_use(response):
             log.error("route %s served a restricted key without a model check", request.path)
             return render_error(errors.PermissionDenied(

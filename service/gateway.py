@@ -1,55 +1,81 @@
-"""The process-wide objects every blueprint uses: settings, HTTP pool, providers, router."""
+"""The process-wide objects every blueprint uses: settings, HTTP pool, providers, dispatcher."""
 
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 from flask import current_app
 
-from .auth import authorize_model
 from .admission import Admission, AdmittedProvider
-from .core.routing import Router
-from .core.types import EmbeddingRequest, GenerationRequest
-from .providers import HttpClient, build_providers
-from .providers.base import Provider
+from .auth import authorize_model
+from .core.catalog import FileCatalog, LegacyCatalog
+from .core.dispatch import Authorize, Dispatcher
+from .providers import HttpClient, build_backends, build_providers
 from .settings import Settings
 
 
 class Gateway:
-    """Built once per process by ``create_app``; kept in ``app.extensions``."""
+    """Built once per process by ``create_app``; kept in ``app.extensions``.
 
-    def __init__(self, settings: Settings):
+    ``router`` answers the listing calls (``list_models``, ``find_model``, ``by_name``);
+    ``dispatch`` runs every model call (``generate``/``stream``/``embed``).
+    """
+
+    def __init__(self, settings: Settings, *, authorize: Authorize = authorize_model):
         self.settings = settings
         self.started = time.time()
         self.http = HttpClient(settings)
         self.admission = Admission(
             settings.gateway_max_in_flight, settings.gateway_max_in_flight_per_upstream,
             settings.gateway_max_waiting, settings.gateway_queue_wait_seconds)
+        if settings.models_file is not None:
+            from . import models_file
+
+            model_list = models_file.active(settings.models_file)
+            backends = {name: self._admitted(p) for name, p in
+                        build_backends(model_list, settings, self.http.observers).items()}
+            self.providers = list(backends.values())
+            self.router = FileCatalog(model_list, backends, int(self.started))
+            self.dispatch = Dispatcher(
+                self.router, authorize=authorize,
+                allowed_fails=model_list.router.allowed_fails,
+                cooldown_seconds=model_list.router.cooldown_seconds,
+                limits={n: b.max_concurrency for n, b in model_list.backends.items()})
+        else:
+            self.providers = [self._admitted(p) for p in build_providers(settings, self.http)]
+            self.router = LegacyCatalog(self.providers)
+            self.dispatch = Dispatcher(self.router, authorize=authorize)
+
+    def _admitted(self, provider):
+        """``provider`` behind the per-worker and per-upstream admission slots (issue 12)."""
         from .api.capacity import gone_check, note_backend  # the web glue; Flask-side
 
-        self.providers = [AdmittedProvider(p, self.admission, gone_check, note_backend)
-                          for p in build_providers(settings, self.http)]
-        self.router = Router(self.providers)
+        return AdmittedProvider(provider, self.admission, gone_check, note_backend)
 
-    def route(self, req: GenerationRequest | EmbeddingRequest, record) -> Provider:
-        """Pick the provider for ``req``, check the key may use the model it will be
-        served by, and note both on the request ``record``.
+    @property
+    def router(self) -> FileCatalog | LegacyCatalog:
+        return self._catalog
 
-        Every model route goes through here, so the allow-list sees the routed
-        model (``req.model`` after the router filled in a default), not the body.
-        """
-        provider = self.router.resolve(req)
-        authorize_model(req.model)
-        record.routed(req.model, provider.name, getattr(req, "stream", False))
-        return provider
+    @router.setter
+    def router(self, catalog) -> None:
+        """Swap the model list (tests put providers of their own in); calls follow it."""
+        if not hasattr(catalog, "route"):  # a bare Router: the seed routing over its providers
+            catalog = LegacyCatalog(catalog.providers)
+        self._catalog = catalog
+        if hasattr(self, "dispatch"):
+            self.dispatch.catalog = catalog
 
     def authorize(self, model: str) -> None:
         """The allow-list check for a route that names a model without running it (show)."""
-        authorize_model(model)
+        self.dispatch.authorize(model)
 
     def close(self) -> None:
         for p in self.providers:
             p.close()
+            http: Optional[object] = getattr(p, "http", None)
+            if http is not None and http is not self.http:
+                http.close()
         self.http.close()
 
 

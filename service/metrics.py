@@ -32,7 +32,7 @@ __all__ = [
     "rate_limited", "on_rate_limited", "in_flight", "request_started", "request_finished",
     "render", "CONTENT_TYPE_LATEST", "usage_row_quarantined", "add_served_models",
     "admission_rejected", "observe_admission_wait", "observe_overhead",
-    "completion_cache", "superseded", "prompt_reuse",
+    "completion_cache", "superseded", "prompt_reuse", "fell_back", "cooled_down",
 ]
 
 # LLM requests range from milliseconds (errors, cached lists) to minutes (long streams).
@@ -71,6 +71,12 @@ QUEUE_WAIT_SECONDS = Histogram(
     buckets=_WAIT_BUCKETS)
 QUEUE_REJECTIONS = Counter(
     "gateway_local_queue_rejections", "Requests refused because the local model stayed busy.")
+FALLBACKS = Counter(
+    "gateway_fallbacks", "Deployments that failed before the first byte and were replaced, "
+    "by public model, backend and error kind.", ["model", "backend", "kind"])
+COOLDOWNS = Counter(
+    "gateway_deployment_cooldowns", "Times a deployment was cooled down after repeated "
+    "failures (MODELS_FILE).", ["backend", "upstream_model"])
 RATE_LIMITED = Counter(
     "gateway_rate_limit_rejections", "Requests refused by a rate limit, by limit.", ["limit"])
 USAGE_QUARANTINED = Counter(
@@ -209,6 +215,14 @@ def on_rate_limited(listener: Callable[[str], None]) -> None:
     """Also call ``listener(limit)`` on every refusal (once per listener; it must not raise)."""
     if listener not in _rate_limit_listeners:
         _rate_limit_listeners.append(listener)
+
+
+def fell_back(model: str, backend: str, kind: str) -> None:
+    FALLBACKS.labels(_model_label(model), backend, kind).inc()
+
+
+def cooled_down(backend: str, upstream_model: str) -> None:
+    COOLDOWNS.labels(backend, _model_label(upstream_model)).inc()
 
 
 def rate_limited(limit: str) -> None:

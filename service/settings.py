@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024,
                                 description="Largest accepted request body.")
 
+    # --- model routing (issue 13) ----------------------------------------
+    models_file: Optional[Path] = Field(
+        None, description="TOML model list (backends, public names, fallbacks); unset: "
+                          "one backend per seed variable below.")
+
     # --- upstream HTTP providers -----------------------------------------
     lm_studio_base_url: Optional[str] = Field(
         None, description="OpenAI-compatible upstream, without /v1.")
@@ -243,7 +248,8 @@ class Settings(BaseSettings):
     def _urls(cls, value, info):
         return _http_url(info.field_name, value)
 
-    @field_validator("local_model_path", "custom_endpoints_file", "local_embedding_model_path")
+    @field_validator("local_model_path", "custom_endpoints_file", "local_embedding_model_path",
+                     "models_file")
     @classmethod
     def _model_path(cls, value: Optional[Path]):
         if value is not None and not value.is_file():

@@ -39,7 +39,8 @@ class RequestRecord:
     start: float = field(default_factory=time.perf_counter)
     status: int = 0
     model: Optional[str] = None
-    provider: Optional[str] = None
+    provider: Optional[str] = None  # the backend's name (MODELS_FILE) or the seed kind
+    upstream_model: Optional[str] = None  # the name the backend was asked for (issue 13)
     prompt_tokens: Optional[int] = None
     completion_tokens: Optional[int] = None
     stream: bool = False

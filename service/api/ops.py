@@ -47,6 +47,11 @@ def readyz():
                        for name, reason in results.items()}}
     if not_ready:
         body["not_ready"] = sorted(not_ready)
+    # Deployments skipped after repeated failures (MODELS_FILE); informative, not a failure:
+    # the model's other deployments and fallbacks still serve.
+    cooldowns = current_app.extensions["gateway"].dispatch.cooldowns()
+    if cooldowns:
+        body["cooldowns"] = cooldowns
     return Response(orjson.dumps(body), status=503 if not_ready else 200,
                     mimetype="application/json", headers={"Cache-Control": "no-store"})
 

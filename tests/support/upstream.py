@@ -6,6 +6,8 @@ Behaviours (the request's ``model`` picks one; counters per model):
 - ``flaky-N``: answers 503 (``Retry-After: 0``) N times, then like echo.
 - ``always-500`` / ``always-429`` / ``auth-fail``: that status every time.
 - ``slow``: sleeps 3 s before answering (timeouts).
+- ``ctx-N``: a model with a context of N characters: a longer prompt gets vLLM's 400
+  ("maximum context length"), a shorter one an echo.
 - ``nonjson``: a 200 HTML page.
 - ``cut``: streams two chunks then drops the connection.
 - ``stream-error``: streams a chunk then ``data: {"error": …}``.
@@ -138,6 +140,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_json(401, {"error": {"message": "bad key"}})
         if model == "missing":
             return self._send_json(404, {"error": {"message": "model 'missing' not found"}})
+        if model.startswith("ctx-") and len(_last_text(body, chat)) > int(model[4:]):
+            return self._send_json(400, {"error": {
+                "message": f"This model's maximum context length is {model[4:]} tokens. "
+                           "However, you requested more.", "type": "BadRequestError"}})
         if model == "slow":
             time.sleep(3)
         if model == "nonjson":

@@ -16,9 +16,9 @@ from flask import Blueprint, Flask, current_app
 
 from ... import __version__
 from ...core import errors
+from ...core.dispatch import Dispatcher
 from ...core.types import GenerationRequest
 from ...gateway import get_gateway
-from ...providers.base import Provider
 from ..context import (
     RequestRecord, current_record, disconnect_check, json_response, read_json,
 )
@@ -91,8 +91,8 @@ def complete():
         temperature=s.helios_default_temperature if wire.temperature is None else wire.temperature,
         stop=prompting.stop_sequences(language), logprobs=1, stream=True)
     record = current_record()
-    provider = gw.route(req, record)
-    model = f"{provider.name}/{req.model}"
+    # An unknown HELIOS_MODEL (or a key not allowed it) is refused before a slot is taken.
+    model = gw.dispatch.resolve(req, record, stream=False).public
     context = helios.cache.context(language, wire.filename, cursor.suffix, str(req.max_tokens),
                                    str(req.temperature))
     with helios.supersession.claim(f"{client_key()}\0{wire.filename}", "helios", model) as ticket:
@@ -102,7 +102,7 @@ def complete():
         with helios.concurrency.hold():
             ticket.check()
             suggestion, confidence, finish = _suggest(
-                provider, req, cursor, record, ticket, TimeBudget(s.helios_max_predict_ms))
+                gw.dispatch, req, cursor, record, ticket, TimeBudget(s.helios_max_predict_ms))
         helios.cache.store(model, context, cursor.prefix, suggestion, confidence)
     return _answer(suggestion, confidence, record, finish=finish,
                    cache="miss" if helios.cache.enabled else None)
@@ -121,8 +121,9 @@ def _answer(suggestion: str, confidence: float, record: RequestRecord, *,
     return resp
 
 
-def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor, record: RequestRecord,
-             ticket: Ticket, budget: TimeBudget) -> tuple[str, float, str]:
+def _suggest(dispatch: Dispatcher, req: GenerationRequest, cursor: Cursor,
+             record: RequestRecord, ticket: Ticket,
+             budget: TimeBudget) -> tuple[str, float, str]:
     """Stream the completion into a suggestion; stop once it is complete, the time budget is
     spent, a newer request superseded it, or the client left. Returns why it ended too."""
     gone = disconnect_check()
@@ -130,7 +131,7 @@ def _suggest(provider: Provider, req: GenerationRequest, cursor: Cursor, record:
     finish: Optional[str] = None
     req.cancel = ticket.event  # a superseded request leaves the model's queue, or stops, at once
     try:
-        stream = provider.stream(req)
+        stream = dispatch.stream(req, record, to_client=False)
     except Exception as exc:  # noqa: BLE001 - classified below
         ticket.check("completion")  # cancelled while waiting for its turn
         raise _failure(exc, record) from exc

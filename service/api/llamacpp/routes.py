@@ -25,10 +25,10 @@ def infill_route():
     w: InfillRequest = parse(InfillRequest, read_json())
     req = infill.generation_request(w, gw.settings)
     record = current_record()
-    provider = gw.route(req, record)  # the key's allow-list applies to the routed model
-    record.stream = w.stream  # the request always streams from the backend; the client may not
+    # The key's allow-list applies to the resolved public name, before any model work.
+    model = gw.dispatch.resolve(req, record, stream=w.stream).public
     cache: CompletionCache = current_app.extensions["helios"].cache  # shared with /complete
-    key = _CacheKey(cache, f"{provider.name}/{req.model}",
+    key = _CacheKey(cache, model,
                     cache.context(*infill.cache_context(w, req, gw.settings)),
                     w.input_prefix + w.prompt)
     if w.n_predict == 0:  # llama.vim's warm-up asks for no text: nothing to run here
@@ -37,7 +37,8 @@ def infill_route():
     if hit is not None:
         return _render(_settled(w, record, hit.suggestion, "eos"), w, req, hit.kind)
     # Editors cancel a stale /infill by dropping its connection: look often (a select() call).
-    run = infill.InfillRun(provider.stream(req), w, record.request_id, disconnect_check(0.02))
+    run = infill.InfillRun(gw.dispatch.stream(req, record, to_client=w.stream), w,
+                           record.request_id, disconnect_check(0.02))
     if w.stream:
         return sse_response(_events(run, w, req, record, key))
     for _ in run:

@@ -84,13 +84,13 @@ def _generate(endpoint: convert.Endpoint, w, req: GenerationRequest) -> Response
     gw = get_gateway()
     record = current_record()
     req.model = models.canonical_name(gw.router, req.model)
-    provider = gw.route(req, record)
     if convert.is_load_only(endpoint, w):
+        gw.dispatch.resolve(req, record)
         return json_response(convert.load_response(endpoint, w.model))
     if req.stream:
         enc = convert.StreamEncoder(endpoint, w.model, start_ns=int(record.start * 1e9))
-        return ndjson_response(_ndjson(provider.stream(req), enc, record))
-    gen = provider.generate(req, disconnect_check())
+        return ndjson_response(_ndjson(gw.dispatch.stream(req, record), enc, record))
+    gen = gw.dispatch.generate(req, record, disconnect_check())
     record.add_usage(gen.usage)
     return json_response(convert.response(endpoint, w.model, gen, _elapsed_ns(record)))
 
@@ -108,10 +108,10 @@ def _embed(model: str, inputs: list[str], body: dict, dimensions=None):
     record = current_record()
     req = EmbeddingRequest(model=models.canonical_name(gw.router, model), inputs=inputs,
                            dimensions=dimensions, raw=body, raw_family="ollama")
-    provider = gw.route(req, record)
     if not inputs:  # Ollama loads the model and answers with no vectors
+        gw.dispatch.resolve(req, record)
         return None
-    result = provider.embed(req)
+    result = gw.dispatch.embed(req, record)
     record.add_usage(Usage(prompt_tokens=result.prompt_tokens))
     return result
 

@@ -6,8 +6,8 @@ from typing import Iterator
 
 from flask import Blueprint
 
-from ...core import errors
-from ...core.types import ChunkStream, EmbeddingRequest, GenerationRequest
+from ...core.catalog import not_found
+from ...core.types import ChunkStream, GenerationRequest
 from ...gateway import get_gateway
 from ..context import (
     RequestRecord, current_record, disconnect_check, json_response, read_json,
@@ -21,19 +21,15 @@ bp = Blueprint("openai", __name__, url_prefix="/v1")
 register_renderer("openai", convert.error_body)
 
 
-def _route(req: GenerationRequest | EmbeddingRequest, record: RequestRecord):
-    return get_gateway().route(req, record)
-
-
 @bp.post("/chat/completions")
 def chat_completions():
     body = read_json()
     req = convert.chat_request(parse(ChatCompletionRequest, body), body)
     record = current_record()
-    provider = _route(req, record)
+    dispatch = get_gateway().dispatch
     if req.stream:
-        return sse_response(_sse(provider.stream(req), req, record))
-    gen = provider.generate(req, disconnect_check())
+        return sse_response(_sse(dispatch.stream(req, record), req, record))
+    gen = dispatch.generate(req, record, disconnect_check())
     record.add_usage(gen.usage)
     return json_response(convert.chat_response(gen))
 
@@ -43,10 +39,10 @@ def completions():
     body = read_json()
     reqs = convert.completion_requests(parse(CompletionRequest, body), body)
     record = current_record()
-    provider = _route(reqs[0], record)
+    dispatch = get_gateway().dispatch
     if reqs[0].stream:
-        return sse_response(_sse(provider.stream(reqs[0]), reqs[0], record))
-    gens = provider.generate_batch(reqs, disconnect_check())
+        return sse_response(_sse(dispatch.stream(reqs[0], record), reqs[0], record))
+    gens = dispatch.generate_batch(reqs, record, disconnect_check())
     for gen in gens:
         record.add_usage(gen.usage)
     return json_response(convert.completion_response(gens))
@@ -58,7 +54,7 @@ def embeddings():
     wire = parse(EmbeddingRequestIn, body)
     req = convert.embedding_request(wire, body)
     record = current_record()
-    emb = _route(req, record).embed(req)
+    emb = get_gateway().dispatch.embed(req, record)
     record.prompt_tokens = emb.prompt_tokens
     return json_response(convert.embeddings_response(emb, wire.encoding_format))
 
@@ -79,7 +75,7 @@ def list_models():
 def get_model(model_id: str):
     info = get_gateway().router.find_model(model_id)
     if info is None:
-        raise errors.ModelNotFound(f"The model '{model_id}' does not exist", param="model")
+        raise not_found(model_id)
     return json_response(_model(info))
 
 
@@ -87,4 +83,8 @@ def _model(m) -> dict:
     out = {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
     if m.context_length:
         out["context_length"] = m.context_length
+    caps = [name for name, on in (("tools", m.supports_tools), ("vision", m.supports_vision),
+                                  ("embeddings", m.supports_embeddings)) if on]
+    if caps:
+        out["capabilities"] = caps
     return out
