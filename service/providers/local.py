@@ -265,7 +265,7 @@ class LocalProvider(Provider):
             p.echo = request.prompt if request.echo else ""
         else:
             p.tokens = llama.tokenize(request.prompt.encode(), add_bos=_adds_bos(llama),
-                                      special=False)
+                                      special=False) or [_document_start(llama)]
             p.echo = request.prompt if request.echo else ""
         if plan is not None:
             tool_grammar = grammars.tool_grammar(llama, plan.schemas, parallel=plan.parallel)
@@ -434,6 +434,14 @@ class _RunningCount:
 def _chain(first, rest):
     yield first
     yield from rest
+
+
+def _document_start(llama) -> int:
+    """The token an empty prompt becomes: llama.cpp cannot sample from an empty context, and
+    on a model without BOS (SmolLM2) "" tokenizes to nothing. BOS, else EOS: the start of a
+    new document, as an empty prompt means to OpenAI (``<|endoftext|>``)."""
+    bos = llama.token_bos()
+    return bos if bos >= 0 else llama.token_eos()
 
 
 def _adds_bos(llama) -> bool:
