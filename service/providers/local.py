@@ -302,6 +302,7 @@ class LocalProvider(Provider):
             p.tokens = llama.tokenize(request.prompt.encode(), add_bos=_adds_bos(llama),
                                       special=False)
             p.echo = request.prompt if request.echo else ""
+        p.tokens = p.tokens or [_document_start(llama)]  # "", or only characters it drops
         if plan is not None:
             tool_grammar = grammars.tool_grammar(llama, plan.schemas, parallel=plan.parallel)
             if plan.must_call:
@@ -504,6 +505,15 @@ def _either(a: Optional[DisconnectCheck], b: Optional[DisconnectCheck]):
 def _chain(first, rest):
     yield first
     yield from rest
+
+
+def _document_start(llama) -> int:
+    """The token an empty prompt becomes: llama.cpp cannot sample from an empty context, and
+    on a model without BOS (SmolLM2) "" (or "\\x1d", or an empty FIM-less prefix) tokenizes
+    to nothing. BOS, else EOS: the start of a
+    new document, as an empty prompt means to OpenAI (``<|endoftext|>``)."""
+    bos = llama.token_bos()
+    return bos if bos >= 0 else llama.token_eos()
 
 
 def _adds_bos(llama) -> bool:

@@ -92,16 +92,20 @@ class LocalEmbedder:
         if isinstance(item, str):
             if not item:
                 raise errors.InvalidRequest(f"input[{i}] is an empty string", param="input")
-            return item
-        n_vocab = llama.n_vocab()
-        if not item or any(not 0 <= t < n_vocab for t in item):
+            text = item
+        else:
+            n_vocab = llama.n_vocab()
+            if not item or any(not 0 <= t < n_vocab for t in item):
+                raise errors.InvalidRequest(
+                    f"input[{i}] must be a non-empty list of token ids below {n_vocab}",
+                    param="input")
+            text = llama.detokenize(item).decode("utf-8", errors="replace")
+        # llama.cpp cannot embed nothing (llama_decode fails, and may abort the process):
+        # only special tokens, or characters the tokenizer drops, leave no text to embed.
+        if not llama.tokenize(text.encode("utf-8"), add_bos=False, special=False):
             raise errors.InvalidRequest(
-                f"input[{i}] must be a non-empty list of token ids below {n_vocab}", param="input")
-        text = llama.detokenize(item).decode("utf-8", errors="replace")
-        if not text:  # only special tokens (BOS, EOS…): llama.cpp cannot decode nothing
-            raise errors.InvalidRequest(
-                f"input[{i}] holds only special tokens; there is no text to embed",
-                param="input")
+                f"input[{i}] has no text the model can read (only special tokens or "
+                f"characters its tokenizer drops)", param="input")
         return text
 
     def close(self) -> None:

@@ -69,12 +69,15 @@ def test_a_wrong_schema_names_where_it_is_wrong(local_url):
     assert "properties.a.properties.b" in _openai_error(r)["message"]
 
 
-@pytest.mark.parametrize("ids", [[0], [1, 2], [[0, 0]]])
-def test_embedding_special_tokens_only_is_a_400(local_url, ids):
-    r = requests.post(local_url + "/v1/embeddings", json={"model": MODEL, "input": ids},
+@pytest.mark.parametrize("inp", [[0], [1, 2], [[0, 0]], "\x1d", ["fine", "\x1d"]])
+def test_embedding_input_without_text_is_a_400(local_url, inp):
+    r = requests.post(local_url + "/v1/embeddings", json={"model": MODEL, "input": inp},
                       timeout=60)
     err = _openai_error(r)
-    assert err["param"] == "input" and "special tokens" in err["message"]
+    assert err["param"] == "input" and "no text the model can read" in err["message"]
+    r = requests.post(local_url + "/api/embed", json={"model": MODEL, "input": "\x1d"},
+                      timeout=60)
+    assert "no text the model can read" in _ollama_error(r)
 
 
 def _nested(depth: int):

@@ -163,8 +163,8 @@ def test_admission_full_backend_is_skipped():
     a, b = Fake("a"), Fake("b")
     d = _dispatcher({"a": a, "b": b}, {"m": {"deployments": [
         {"backend": "a", "model": "x"}, {"backend": "b", "model": "x"}]}})
-    from service.core.dispatch import Admission
-    d._admission = {"a": Admission(1), "b": Admission(1)}
+    from service.core.dispatch import BackendLimit
+    d._admission = {"a": BackendLimit(1), "b": BackendLimit(1)}
     s = d.stream(_req("m", True), Record())  # holds a's slot (fewest in flight: a first)
     assert d.generate(_req("m"), Record()).choices[0].text == "b"
     s.close()

@@ -58,6 +58,16 @@ def test_seed_javascript_example(local_url):
     assert all(line.rstrip().endswith((";", "{", "}")) for line in s.splitlines() if line.strip()), s
 
 
+def test_empty_file(local_url):
+    """A new, empty file (empty code and file name: an empty prompt) gets a suggestion,
+    not a 500 (found by the fuzz test)."""
+    r = requests.post(local_url + "/complete", timeout=60, json={
+        "code": "", "language": "python", "position": {"line": 0, "character": 0},
+        "filename": "", "max_tokens": 2})
+    assert r.status_code == 200, r.text
+    _check_shape(r.json())
+
+
 def test_short_budget_and_temperature_zero_is_deterministic(local_url):
     body = dict(SEED_PYTHON, max_tokens=3, temperature=0)
     first = requests.post(local_url + "/complete", json=body, timeout=60).json()

@@ -80,6 +80,16 @@ def test_generate_raw_and_load_only(local_url):
     assert load.done and load.done_reason == "load" and load.response == ""
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_fill_in_the_middle_at_the_start_of_a_file(local_url, stream):
+    """An empty prefix with a suffix (SmolLM2 has no FIM tokens: the prefix alone is the
+    prompt, and it is empty) was a mid-stream 500 (found by the fuzz test)."""
+    r = client(local_url).generate(model=MODEL, prompt="", suffix="\nprint(x)\n",
+                                   stream=stream, options={"num_predict": 2})
+    last = list(r)[-1] if stream else r
+    assert last.done and last.done_reason in ("stop", "length")
+
+
 def test_images_are_refused_clearly(local_url):
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
     with pytest.raises(ollama.ResponseError) as e:

@@ -65,6 +65,20 @@ def test_text_completion_with_stop_and_echo(local_url):
     assert r.choices[0].finish_reason == "stop"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_empty_prompt_starts_a_document(local_url, stream):
+    """An empty prompt tokenizes to nothing on a model without BOS (SmolLM2): llama.cpp
+    cannot sample from an empty context (a 500 found by the fuzz test)."""
+    r = client(local_url).completions.create(model=MODEL, prompt="", max_tokens=2,
+                                             stream=stream)
+    if stream:
+        r = list(r)
+        assert r[-1].choices[0].finish_reason in ("stop", "length")
+    else:
+        assert r.choices[0].finish_reason in ("stop", "length")
+        assert r.usage.prompt_tokens == 1  # the document-start token the model was given
+
+
 def test_default_model_when_name_unknown(local_url):
     r = client(local_url).chat.completions.create(
         model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
