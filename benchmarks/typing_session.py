@@ -23,7 +23,7 @@ Prompt reuse: every model run's prompt is replayed afterwards with
 ``cache_prompt=False`` and its prompt-evaluation time compared with the time
 measured in the session (llama.cpp's KV cache kept the common prefix there).
 
-    python benchmarks/typing.py [--threads 2] [--seed 1] [--max-tokens 32]
+    python benchmarks/typing_session.py [--threads 2] [--seed 1] [--max-tokens 32]
 """
 
 from __future__ import annotations
