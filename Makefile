@@ -45,7 +45,7 @@ chromium:
 bench: $(VENV)/.dev
 	$(PY) benchmarks/gateway_overhead.py
 	$(PY) benchmarks/helios_latency.py
-	$(PY) benchmarks/typing.py
+	$(PY) benchmarks/typing_session.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

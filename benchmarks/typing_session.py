@@ -23,31 +23,24 @@ Prompt reuse: every model run's prompt is replayed afterwards with
 ``cache_prompt=False`` and its prompt-evaluation time compared with the time
 measured in the session (llama.cpp's KV cache kept the common prefix there).
 
-    python benchmarks/typing.py [--threads 2] [--seed 1] [--max-tokens 32]
+    python benchmarks/typing_session.py [--threads 2] [--seed 1] [--max-tokens 32]
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import dataclasses
+import http.client
+import json
+import random
+import socket
+import statistics
 import sys
-
-# This file is named like the standard library's ``typing`` (the issue's name for it): drop its
-# own directory from the import path before anything imports ``typing``.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Optional  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
