@@ -25,17 +25,17 @@ import threading
 from typing import Optional
 from urllib.parse import quote
 
-from ..core import errors
-from ..core.metering import estimated_prompt_tokens
-from ..core.types import (
+from ...core import errors
+from ...core.metering import estimated_prompt_tokens
+from ...core.types import (
     ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo,
     StreamMeter,
 )
-from ..settings import Settings
-from . import vertex_convert as vc
-from .base import DisconnectCheck, Provider
-from .http_client import HttpClient, UpstreamResponse
-from .tokens import TokenSource, build_token_source
+from ...settings import Settings
+from . import convert as vc
+from ..base import DisconnectCheck, Provider
+from ..http_client import HttpClient, UpstreamResponse
+from ..tokens import TokenSource, build_token_source
 
 log = logging.getLogger(__name__)
 
