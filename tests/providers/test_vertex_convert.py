@@ -8,7 +8,7 @@ import pytest
 
 from service.core import errors
 from service.core.types import GenerationRequest, ImagePart, Message, TextPart, Tool, ToolCall
-from service.providers import vertex_convert as vc
+from service.providers.vertex import convert as vc
 
 MODEL = "gemini-2.5-flash"
 SIG = "CiQBjz1rX+sig/with+base64=="

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..core import errors
-from ..settings import Settings
+from ...core import errors
+from ...settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -25,22 +25,22 @@ import threading
 from typing import Optional
 from urllib.parse import quote
 
-from ..core import errors
-from ..core.metering import estimated_prompt_tokens
-from ..core.types import (
+from ...core import errors
+from ...core.metering import estimated_prompt_tokens
+from ...core.types import (
     ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo,
     StreamMeter,
 )
-from ..settings import Settings
-from . import vertex_convert as vc
-from .base import DisconnectCheck, Provider
-from .http_client import HttpClient, UpstreamResponse
-from .tokens import TokenSource, build_token_source
+from ...settings import Settings
+from . import convert as vc
+from ..base import DisconnectCheck, Provider
+from ..http_client import HttpClient, UpstreamResponse
+from ..tokens import TokenSource, build_token_source
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
-UPSTREAM = "vertex"
+UPSTREAM = "vertex"  # the seed backend's upstream metrics label
 _VERSIONED = re.compile(r"/v1(beta1)?$")
 
 
@@ -65,8 +65,9 @@ class VertexProvider(Provider):
     supports_embeddings = True
 
     def __init__(self, settings: Settings, http: HttpClient,
-                 tokens: Optional[TokenSource] = None):
+                 tokens: Optional[TokenSource] = None, *, label: str = UPSTREAM):
         self.http = http
+        self.label = label  # the ``upstream`` metrics label: the backend's name (MODELS_FILE)
         self.base = models_url(settings)
         self.model = _bare(settings.vertex_model)
         if vc.is_palm(self.model):
@@ -123,7 +124,7 @@ class VertexProvider(Provider):
             headers["Authorization"] = f"Bearer {token}"
             try:
                 return self.http.send("POST", url, body=body, headers=headers, stream=stream,
-                                      verify=self.verify, upstream=UPSTREAM)
+                                      verify=self.verify, upstream=self.label)
             except errors.GatewayError as exc:
                 if exc.upstream_status == 401 and attempt == 1:
                     log.warning("vertex rejected the access token (401); refreshing it once")

@@ -26,12 +26,12 @@ from typing import Any, Iterable, Iterator, Optional
 
 import orjson
 
-from ..core import errors
-from ..core.types import (
+from ...core import errors
+from ...core.types import (
     Choice, Chunk, Generation, GenerationRequest, ImagePart, Message, TextPart, ToolCall,
     ToolCallDelta, Usage,
 )
-from .sse import incomplete, sse_objects
+from ..sse import incomplete, sse_objects
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ request is not slow and health is truthful), else on first use;
 requests in flight finish before the model is swapped.
 
 Beyond plain text (README "Local model features"): tool calls
-(:mod:`.tool_calls`) and JSON output under llama.cpp grammars
-(:mod:`.grammars`), fill-in-the-middle for completions with a ``suffix``
-(:mod:`.fim`), and embeddings from a second, embedding-mode instance
-(:mod:`.local_embeddings`). :meth:`LocalProvider._prepare` decides per request
+(:mod:`..tool_calls`) and JSON output under llama.cpp grammars
+(:mod:`..grammars`), fill-in-the-middle for completions with a ``suffix``
+(:mod:`..fim`), and embeddings from a second, embedding-mode instance
+(:mod:`.embeddings`). :meth:`LocalProvider._prepare` decides per request
 what the token loop gets; :func:`_choice_chunks` turns its pieces into chunks,
 and ``generate`` is the same chunks folded into a whole choice.
 """
@@ -32,18 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from .. import metrics
-from ..admission import DrainRate, client_gone, wait_for
-from ..core import errors
-from ..core.types import (
+from ... import metrics
+from ...admission import DrainRate, client_gone, wait_for
+from ...core import errors
+from ...core.types import (
     Choice, Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest,
     ModelInfo, StreamMeter, ToolCall, Usage,
 )
-from ..settings import Settings
-from . import fim, grammars, tool_calls
-from .base import DisconnectCheck, Provider
-from .llama_runner import LazyGrammarRun, Sampling, TokenRun
-from .local_embeddings import LocalEmbedder
+from ...settings import Settings
+from .. import fim, grammars, tool_calls
+from ..base import DisconnectCheck, Provider
+from ..llama_runner import LazyGrammarRun, Sampling, TokenRun
+from .embeddings import LocalEmbedder
 
 log = logging.getLogger(__name__)
 
