@@ -16,8 +16,9 @@ tried only after every healthy candidate, and once the time is up one more
 failure cools it again (one success clears it). A "prompt too long" answer
 jumps to the model's ``context_window_fallbacks`` instead.
 
-The client always sees the public name it asked for; the record gets the
-public name, the backend and the upstream model. Flask-free: the record is
+The client always sees the name it asked for (an alias included; the public
+name when it sent none); the record gets the public name, the backend and the
+upstream model. Flask-free: the record is
 any object with ``routed(model, provider, stream)`` and ``upstream_model``.
 """
 
@@ -147,7 +148,7 @@ class Dispatcher:
 
         route, d, gen, release = self._run(request, record, call)
         release()
-        gen.model = route.public
+        gen.model = request.model  # the name the client asked for (an alias stays an alias)
         return gen
 
     def stream(self, request: GenerationRequest, record, *,
@@ -167,7 +168,7 @@ class Dispatcher:
                 raise
 
         route, d, (stream, head), release = self._run(request, record, call, stream=to_client)
-        return _adopt(stream, head, release, route.public)
+        return _adopt(stream, head, release, request.model)
 
     def generate_batch(self, requests: list[GenerationRequest], record,
                        disconnected: Optional[DisconnectCheck] = None) -> list[Generation]:
@@ -181,7 +182,7 @@ class Dispatcher:
         route, d, gens, release = self._run(requests[0], record, call)
         release()
         for gen in gens:
-            gen.model = route.public
+            gen.model = requests[0].model
         return gens
 
     def embed(self, request: EmbeddingRequest, record) -> Embeddings:
@@ -190,7 +191,7 @@ class Dispatcher:
 
         route, d, result, release = self._run(request, record, call)
         release()
-        result.model = route.public
+        result.model = request.model
         return result
 
     def resolve(self, request: GenerationRequest | EmbeddingRequest, record=None, *,

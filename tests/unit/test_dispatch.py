@@ -74,7 +74,7 @@ def test_alias_and_public_name():
     rec = Record()
     req = _req("gpt-4o")
     gen = d.generate(req, rec)
-    assert a.seen == ["qwen-32b"] and gen.model == "coder" and req.model == "gpt-4o"
+    assert a.seen == ["qwen-32b"] and gen.model == "gpt-4o" and req.model == "gpt-4o"
     assert (rec.model, rec.provider, rec.upstream_model) == ("coder", "a", "qwen-32b")
 
 
