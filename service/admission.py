@@ -248,14 +248,5 @@ class AdmittedProvider:
 
 def _with_release(stream: ChunkStream, release: Callable[[], None]) -> ChunkStream:
     """The same stream, releasing the admission slots after its own close."""
-    inner_close = stream._on_close
-
-    def on_close() -> None:
-        try:
-            if inner_close is not None:
-                inner_close()
-        finally:
-            release()
-
-    stream._on_close = on_close
+    stream.also_on_close(release)
     return stream

@@ -350,16 +350,7 @@ def _adopt(stream: ChunkStream, head: tuple[Chunk, ...], release: Callable[[], N
     name, with the peeked chunk put back and the dispatcher's release after its close."""
     if head:
         stream._it = _Prefixed(head, stream._it)
-    inner_close = stream._on_close
-
-    def close() -> None:
-        try:
-            if inner_close is not None:
-                inner_close()
-        finally:
-            release()
-
-    stream._on_close = close
+    stream.also_on_close(release)
     stream.model = public
     return stream
 

@@ -301,6 +301,20 @@ class ChunkStream:
         self.meter.see(chunk)
         return chunk
 
+    def also_on_close(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` after the stream's own close, even when that raises (a layer that
+        took a slot for the stream, e.g. admission or the dispatcher, releases it here)."""
+        inner = self._on_close
+
+        def on_close() -> None:
+            try:
+                if inner is not None:
+                    inner()
+            finally:
+                fn()
+
+        self._on_close = on_close
+
     def spent(self) -> Usage:
         """Tokens spent so far (final once the usage chunk went by)."""
         return self.meter.usage()
