@@ -226,7 +226,14 @@ class Handler(BaseHTTPRequestHandler):
             self._event(b"[DONE]")
             self._end_stream()
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            # The client left while the words were written (a loaded machine can be that
+            # slow): as much a disconnect as one during the endless tail.
+            self._note_disconnect()
+
+    def _note_disconnect(self):
+        with self.server.state.lock:
+            self.server.state.disconnects.append(time.monotonic())
+        self.close_connection = True
 
     def _truncated(self, chat):
         """Three chunks, then the connection closes: no finish, no [DONE], no framing."""
@@ -266,8 +273,7 @@ class Handler(BaseHTTPRequestHandler):
                              "model": "endless", "choices": [ch]})
                 time.sleep(0.05)
         except (BrokenPipeError, ConnectionResetError):
-            with self.server.state.lock:
-                self.server.state.disconnects.append(time.monotonic())
+            self._note_disconnect()
         self.close_connection = True
 
     def _tools(self, model, stream):
