@@ -57,6 +57,15 @@ def upstream():
     server.server_close()
 
 
+@pytest.fixture(scope="module")
+def up():
+    """One OpenAI-compatible stand-in per test module, for modules whose apps share it."""
+    server = start_upstream()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture(scope="session")
 def local_url():
     """The gateway on the embedded model (loaded once for the session)."""

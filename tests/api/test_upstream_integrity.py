@@ -22,18 +22,9 @@ from tests.support.helios import SEED_PYTHON, assert_helios_error, helios_app
 from tests.support.metrics import scrape, value
 from tests.support.procs import free_port
 from tests.support.rawhttp import open_post, read_lines
-from tests.support.upstream import start_upstream
 
 MSGS = [{"role": "user", "content": "a b c"}]
 ERRORS = "gateway_upstream_errors_total"
-
-
-@pytest.fixture(scope="module")
-def up():
-    server = start_upstream()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="module")
