@@ -2,8 +2,8 @@
 
 No Docker engine runs here, so the stack is not started: the file is parsed (PyYAML) and
 checked against the gateway's settings (names and values), its own services (database,
-Redis, nginx's upstream and port), deploy/nginx.conf and the documentation. When Docker's
-Compose plugin is present, ``docker compose config`` checks it too.
+Redis, nginx's upstream and port), deploy/nginx.conf and the documentation; ``docker
+compose config`` (the plugin, or Debian's docker-compose) checks it too when present.
 """
 
 from __future__ import annotations
@@ -186,13 +186,33 @@ def test_the_docs_say_what_the_file_does(compose):
     assert nginx_ip in docs
 
 
-def test_docker_compose_config_accepts_it():
+def _compose_command() -> list[str] | None:
+    """Docker's Compose plugin, else Debian's ``docker-compose`` (1.29, which validates the
+    file against the Compose schema too); neither needs a running Docker engine for
+    ``config``."""
     docker = shutil.which("docker")
-    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True,
-                                        timeout=30).returncode != 0:
-        pytest.skip("Docker's Compose plugin is not installed here: `docker compose config` "
-                    "not run (the file is checked by the other tests in this module)")
-    out = subprocess.run([docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
-                         capture_output=True, text=True, timeout=60,
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True,
+                                 timeout=30).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def test_docker_compose_config_accepts_it():
+    command = _compose_command()
+    if command is None:
+        pytest.skip("neither Docker's Compose plugin nor docker-compose is installed here: "
+                    "`docker compose config` not run (the other tests of this module check "
+                    "the file)")
+    run = [*command, "-f", str(COMPOSE), "config"]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=60,
                          env={**os.environ, **SECRETS})
     assert out.returncode == 0, out.stderr
+    resolved = yaml.safe_load(out.stdout)
+    assert set(resolved["services"]) == {*GATEWAYS, "nginx", "postgres", "redis"}
+    env = resolved["services"]["gateway-1"]["environment"]
+    assert env["DATABASE_URL"] == "postgresql://gateway:pg-secret@postgres:5432/gateway"
+    # the secrets are required: without them Compose refuses the file
+    bare = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    out = subprocess.run(run, capture_output=True, text=True, timeout=60, env=bare)
+    assert out.returncode != 0 and "POSTGRES_PASSWORD" in out.stderr + out.stdout
