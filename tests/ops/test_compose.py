@@ -21,51 +21,20 @@ import yaml
 from service.auth import check_exposure
 from service.proxies import parse_networks
 from service.settings import Settings, load_settings
+from tests.support.compose import (
+    COMPOSE, GATEWAYS, SECRETS, env_of, interpolate, load, published, referenced,
+)
 from tests.support.procs import ROOT
 
 DEPLOY = ROOT / "deploy"
-COMPOSE = DEPLOY / "compose.yaml"
-GATEWAYS = ("gateway-1", "gateway-2")
 #: Variables gunicorn.conf.py reads itself (not gateway settings).
 GUNICORN_VARS = set(re.findall(r"\b(?:GUNICORN_[A-Z_]+|PROMETHEUS_MULTIPROC_DIR)\b",
                                (ROOT / "gunicorn.conf.py").read_text()))
-_SUBST = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load(COMPOSE.read_text())
-
-
-def interpolate(value, env: dict[str, str]) -> str:
-    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?message}``."""
-    def one(m: re.Match) -> str:
-        name, op, arg = m.groups()
-        if env.get(name):
-            return env[name]
-        if op == "?":
-            raise KeyError(f"{name}: {arg}")
-        return arg or ""
-    return _SUBST.sub(one, str(value))
-
-
-def referenced(value) -> set[str]:
-    return {m.group(1) for m in _SUBST.finditer(str(value))}
-
-
-def env_of(compose: dict, service: str) -> dict[str, str]:
-    env = compose["services"][service].get("environment", {})
-    assert isinstance(env, dict), f"{service}: environment as a mapping"
-    return {k: str(v) for k, v in env.items()}
-
-
-def published(compose: dict, service: str) -> list[tuple[int, int]]:
-    """(host port, container port) of a service's short-syntax ``ports``."""
-    out = []
-    for entry in compose["services"][service].get("ports", []):
-        host, _, container = str(entry).rpartition(":")
-        out.append((int(host.rpartition(":")[2]), int(container.split("/")[0])))
-    return out
+    return load()
 
 
 def section(page: str, heading: str) -> str:
@@ -73,9 +42,6 @@ def section(page: str, heading: str) -> str:
     start = text.index(f"\n## {heading}")
     end = text.find("\n## ", start + 1)
     return text[start:end if end > 0 else None]
-
-
-SECRETS = {"ADMIN_API_KEY": "admin-secret", "POSTGRES_PASSWORD": "pg-secret"}
 
 
 def test_services(compose):
