@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test bench clean nginx chromium
+.PHONY: run test bench clean nginx chromium compose
 
 $(VENV)/.runtime: requirements.txt requirements-local.txt requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(VENV)/.dev nginx chromium
+test: $(VENV)/.dev nginx chromium compose
 	$(PY) -m pytest
 
 # tests/ops/test_nginx.py runs the real nginx: install the Debian package when it is
@@ -41,6 +41,17 @@ chromium:
 		echo "installing chromium (Debian package) for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium is not installed and cannot be installed here (needs root and apt-get): the browser tests will not run"; fi
+
+# tests/ops/test_compose.py checks deploy/compose.yaml with `docker compose config` when a
+# Compose is present (no Docker engine needed for that): Debian's docker-compose, installed
+# the same way as nginx; otherwise that one check is skipped.
+compose:
+	@if (command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1) \
+		|| command -v docker-compose >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing docker-compose (Debian package) for tests/ops/test_compose.py"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; \
+	else echo "docker-compose is not installed and cannot be installed here (needs root and apt-get): its check in tests/ops/test_compose.py is skipped"; fi
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/gateway_overhead.py

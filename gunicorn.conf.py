@@ -5,7 +5,7 @@ a bad variable stops start-up with one readable line before any worker forks.
 
 Environment: GUNICORN_WORKERS (default: CPU count, at most 4), GUNICORN_THREADS
 (512 per worker: a stream is a thread blocked on sockets, so threads are sized
-for I/O, not cores; README "Capacity"), GUNICORN_WORKER_CONNECTIONS (2048),
+for I/O, not cores; docs/operations.md "Capacity"), GUNICORN_WORKER_CONNECTIONS (2048),
 GUNICORN_TIMEOUT (120 s; gthread workers heartbeat from their main loop,
 so a long stream is not killed by it), GUNICORN_GRACEFUL_TIMEOUT (120 s, time
 for streams to finish on shutdown or worker recycling), GUNICORN_KEEPALIVE (5 s),
@@ -27,7 +27,7 @@ Usage rows still queued when a worker exits are written by ``worker_exit``.
 Exposure (issue 11): ``when_ready`` checks every address gunicorn really
 listens on (``bind`` here, ``-b``, ``GUNICORN_CMD_ARGS``, inherited sockets)
 and stops the master before any worker forks when one is beyond loopback and
-no API key exists (see README "Security").
+no API key exists (see docs/security.md).
 """
 
 import logging

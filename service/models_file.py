@@ -1,6 +1,6 @@
 """``MODELS_FILE``: the model list (backends, public model names, fallbacks), validated once.
 
-The file is TOML (README "Model routing" has a complete example)::
+The file is TOML (docs/model-routing.md has a complete example)::
 
     default_model = "coder"            # optional: serves names no entry lists
     [router]

@@ -5,8 +5,8 @@ plus ids found by discovery on backends that ask for it; any other name is
 404 ``model_not_found`` unless the file names a ``default_model``. Resolution is
 one dict lookup (``benchmarks/routing.py``).
 
-:class:`LegacyCatalog` is the seed behaviour (README "Routing"): one backend
-per kind from the environment, names as the backends list them, anything
+:class:`LegacyCatalog` is the seed behaviour (docs/model-routing.md, "Without
+MODELS_FILE"): one backend per kind from the environment, names as the backends list them, anything
 else to the default backend. Both offer the listing calls the API families use
 (``list_models``, ``find_model``, ``by_name``, ``resolve``).
 """

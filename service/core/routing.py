@@ -1,10 +1,11 @@
 """Model name -> provider.
 
-Rule (README "Routing"): a request's ``model`` goes to the provider that lists
-exactly that id (the local model's id, or an id an upstream's ``/v1/models``
-returned). Any other name goes, unchanged, to the default provider: the first
-configured of internal > OpenAI-compatible (LM Studio) > Vertex > local that
-can serve the request's kind (the internal API serves text completions only).
+Rule (docs/model-routing.md, "Without MODELS_FILE"): a request's ``model`` goes
+to the provider that lists exactly that id (the local model's id, or an id an
+upstream's ``/v1/models`` returned). Any other name goes, unchanged, to the
+default provider: the first configured of internal > OpenAI-compatible (LM
+Studio) > Vertex > local that can serve the request's kind (the internal API
+serves text completions only).
 """
 
 from __future__ import annotations

@@ -2,23 +2,33 @@
 
 Its environment (PaLM ``VERTEX_MODEL``, corporate ``VERTEX_BASE_URL`` with a
 path prefix, ``helix`` on PATH with a profile, CA bundle, user header) and its
-README's curl example, run as written, against the loopback Vertex stand-in.
+curl example as docs/vertex.md shows it, run as written (only the address is the
+test's), against the loopback Vertex stand-in.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 
 import certifi
 import pytest
 
 from tests.support import fake_helix
-from tests.support.procs import gunicorn
+from tests.support.procs import ROOT, gunicorn
 from tests.support.vertex_standin import start_vertex_standin
 
-CURL_BODY = '{"model":"text-bison@001","prompt":"Say hello to Roo Code","max_tokens":64,"temperature":0.3}'
+
+def _documented_curl() -> list[str]:
+    """The seed's curl example, from the ``sh`` block of docs/vertex.md that names text-bison."""
+    page = (ROOT / "docs" / "vertex.md").read_text()
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", page, re.S) if "text-bison@001" in b)
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[0] == "curl" and "http://localhost:8000/v1/completions" in argv, argv
+    return argv
 
 
 @pytest.fixture
@@ -43,10 +53,9 @@ def test_seed_deployment_and_curl_example(standin, tmp_path):
         "LOG_LEVEL": "info",
     }
     with gunicorn(env, workers=1) as (url, log_path, _):
-        out = subprocess.run(
-            ["curl", "-s", "-X", "POST", f"{url}/v1/completions",
-             "-H", "Content-Type: application/json", "-d", CURL_BODY],
-            capture_output=True, text=True, timeout=30, check=True)
+        argv = [a.replace("http://localhost:8000", url) for a in _documented_curl()]
+        out = subprocess.run([argv[0], "-s", *argv[1:]],
+                             capture_output=True, text=True, timeout=30, check=True)
         body = json.loads(out.stdout)
         assert body["choices"][0]["text"] == "echo: Say hello to Roo Code", body
         assert body["usage"]["total_tokens"] == 12

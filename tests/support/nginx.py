@@ -27,9 +27,9 @@ def nginx_binary() -> str | None:
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
 
 
-def render_site(backends: list[str], port: int) -> str:
-    """deploy/nginx.conf with its upstream servers and listen port replaced."""
-    text = DEPLOY_CONF.read_text()
+def render_site(backends: list[str], port: int, conf: Path = DEPLOY_CONF) -> str:
+    """deploy/nginx.conf (or ``conf``) with its upstream servers and listen port replaced."""
+    text = conf.read_text()
     block = re.search(r"upstream helios_gateway \{(.*?)\n\}", text, re.S)
     assert block, "deploy/nginx.conf has no 'upstream helios_gateway' block"
     servers = re.findall(r"^\s*server \S+( [^;]*)?;$", block.group(1), re.M)
@@ -44,11 +44,11 @@ def render_site(backends: list[str], port: int) -> str:
 
 
 @contextmanager
-def nginx(backends: list[str], workdir: Path):
+def nginx(backends: list[str], workdir: Path, conf: Path = DEPLOY_CONF):
     """Yield nginx's URL; it proxies to ``backends`` ("127.0.0.1:port" each)."""
     binary = nginx_binary()
     port = free_port()
-    (workdir / "site.conf").write_text(render_site(backends, port))
+    (workdir / "site.conf").write_text(render_site(backends, port, conf))
     for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (workdir / d).mkdir(exist_ok=True)
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach workdir

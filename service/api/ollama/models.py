@@ -1,7 +1,7 @@
 """Ollama's model descriptions (``/api/tags``, ``/api/show``, ``/api/ps``) from ``ModelInfo``.
 
 Everything comes from what the providers report. Where nothing is known the
-gateway says so with fixed placeholders (README "Ollama API"): ``"unknown"``
+gateway says so with fixed placeholders (docs/api.md "Ollama API"): ``"unknown"``
 for ``format``, ``family``, ``parameter_size`` and ``quantization_level``,
 ``size`` 0, ``digest`` a SHA-256 of ``provider/model`` (an identifier, not a
 content hash) and ``modified_at`` the gateway's start time.

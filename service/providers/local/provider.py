@@ -10,7 +10,7 @@ request is not slow and health is truthful), else on first use;
 ``LOCAL_PRELOAD`` overrides. ``reload()`` takes the generation lock, so
 requests in flight finish before the model is swapped.
 
-Beyond plain text (README "Local model features"): tool calls
+Beyond plain text (docs/local-models.md "Local model features"): tool calls
 (:mod:`..tool_calls`) and JSON output under llama.cpp grammars
 (:mod:`..grammars`), fill-in-the-middle for completions with a ``suffix``
 (:mod:`..fim`), and embeddings from a second, embedding-mode instance
