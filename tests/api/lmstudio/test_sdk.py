@@ -1,0 +1,73 @@
+"""Roo Code's LM Studio model listing, run with the real ``@lmstudio/sdk`` (1.2.0, the
+version Roo 3.52 locks) under Node against the gateway under gunicorn gthread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from service.api.lmstudio.protocol import UNKNOWN_CONTEXT
+from tests.support.node import node_folder, run_node
+from tests.support.procs import gunicorn
+
+NODE = Path(__file__).parent / "node"
+KEY = "sk-lmstudio-test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def sdk() -> Path:
+    return node_folder(NODE)
+
+
+def _listing(url: str, **env) -> dict:
+    return run_node(NODE, "list_models.mjs", {"BASE_URL": url, **env})
+
+
+def _expected(url: str, headers: dict | None = None) -> list[tuple[str, int]]:
+    """(public name, context) of every LLM ``/v1/models`` lists."""
+    data = requests.get(url + "/v1/models", headers=headers, timeout=10).json()["data"]
+    return [(m["id"], m.get("context_length", UNKNOWN_CONTEXT)) for m in data
+            if "embeddings" not in m.get("capabilities", [])]
+
+
+def test_roo_lists_the_gateways_models(sdk, models_file):
+    with gunicorn({"MODELS_FILE": str(models_file)}, workers=1) as (url, log, _):
+        got = _listing(url, MODEL="coder")
+        expected = _expected(url)
+        assert [name for name, _ in expected] == ["coder", "team/vision-8k", "nocontext"]
+        assert got["v1Status"] == 200
+        assert [(m["path"], m["maxContextLength"]) for m in got["downloaded"]] == expected
+        assert [(m["modelKey"], m["contextLength"]) for m in got["loaded"]] == expected
+        by_name = {m["modelKey"]: m for m in got["loaded"]}
+        assert by_name["coder"]["trainedForToolUse"] and not by_name["coder"]["vision"]
+        assert by_name["team/vision-8k"]["vision"]
+        assert all(m["type"] == "llm" and m["displayName"] == m["path"] for m in got["loaded"])
+        # Roo's forceFullModelDetailsLoad: client.llm.model(key) (the getOrLoad channel).
+        assert got["model"]["modelKey"] == "coder" and got["model"]["contextLength"] == 32768
+
+        missing = _listing(url, MODEL="no-such-model")
+        assert "no-such-model" in missing["modelError"]
+        assert requests.get(url + "/healthz", timeout=5).json() == {"status": "ok"}
+        text = log.read_text()
+        assert "Traceback" not in text and '"status":500' not in text
+
+
+def test_key_protected_gateway_refuses_the_sdk_with_directions(sdk, models_file):
+    env = {"MODELS_FILE": str(models_file), "API_KEYS": KEY}
+    with gunicorn(env, workers=1) as (url, log, _):
+        got = _listing(url)  # what Roo's LM Studio provider can do: no key
+        assert got["v1Status"] == 401
+        for error in (got["downloadedError"], got["loadedError"]):
+            assert "Failed to authenticate" in error and "OpenAI Compatible" in error
+        assert "downloaded" not in got and "loaded" not in got
+
+        wrong = _listing(url, PASSKEY="sk-wrong")
+        assert "Failed to authenticate" in wrong["downloadedError"]
+
+        keyed = _listing(url, PASSKEY=KEY)  # an SDK user can pass the key as clientPasskey
+        expected = _expected(url, {"Authorization": f"Bearer {KEY}"})
+        assert [(m["path"], m["maxContextLength"]) for m in keyed["downloaded"]] == expected
+        assert [(m["modelKey"], m["contextLength"]) for m in keyed["loaded"]] == expected
+        assert "Traceback" not in log.read_text()
