@@ -179,19 +179,21 @@ class Admission:
 
 
 def fit_to_threads(admission: Admission, threads: int) -> None:
-    """Shrink the caps so WebSockets + in-flight + waiting requests leave threads free for
-    liveness.
+    """Shrink the caps so in-flight + waiting requests (and WebSockets) leave threads free
+    for liveness.
 
     A gthread worker serves every request, ``/healthz`` included, from one pool
     of ``threads``; a pool full of model requests would queue the probes.
     """
     reserve = max(1, threads // 8) if threads > 1 else 0
     budget = threads - reserve
-    sockets = min(admission.sockets.limit, budget // 8)  # WebSockets hold threads too
+    # A WebSocket holds a thread for its life: they may take half the reserve, never the
+    # model requests' budget, so probes keep at least the other half.
+    sockets = min(admission.sockets.limit, reserve // 2)
     if sockets != admission.sockets.limit:
-        log.warning("LMSTUDIO_WS_MAX_CONNECTIONS fitted to %d threads: %d", threads, sockets)
+        log.warning("LMSTUDIO_WS_MAX_CONNECTIONS fitted to %d threads: %d (half the threads "
+                    "kept for health probes)", threads, sockets)
         admission.sockets = Slots("websockets", sockets, 0)
-    budget -= sockets
     w = admission.worker
     in_flight = max(1, min(w.limit, budget - min(w.max_waiting, budget // 4)))
     waiting = max(0, min(w.max_waiting, budget - in_flight))
