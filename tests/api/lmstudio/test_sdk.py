@@ -3,6 +3,10 @@ version Roo 3.52 locks) under Node against the gateway under gunicorn gthread.""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,6 @@ from tests.support.node import node_folder, run_node
 from tests.support.procs import gunicorn
 
 NODE = Path(__file__).parent / "node"
-KEY = "sk-lmstudio-test-key-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +57,38 @@ def test_roo_lists_the_gateways_models(sdk, models_file):
         assert "Traceback" not in text and '"status":500' not in text
 
 
-def test_key_protected_gateway_refuses_the_sdk_with_directions(sdk, models_file):
-    env = {"MODELS_FILE": str(models_file), "API_KEYS": KEY}
-    with gunicorn(env, workers=1) as (url, log, _):
+def _key(data_dir: Path, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "service", "keys", *args, "--json"],
+                          env={**os.environ, "DATA_DIR": str(data_dir)}, capture_output=True,
+                          text=True, timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def test_key_protected_gateway_refuses_the_sdk_with_directions(sdk, models_file, tmp_path):
+    data = tmp_path / "data"  # its own key store: stored keys turn auth on
+    data.mkdir()
+    full = _key(data, "create", "--name", "all")["key"]
+    coder_only = _key(data, "create", "--name", "coder-only", "--models", "coder")["key"]
+    revoked = _key(data, "create", "--name", "gone")
+    _key(data, "revoke", revoked["id"])
+    with gunicorn({"MODELS_FILE": str(models_file), "DATA_DIR": str(data)},
+                  workers=1) as (url, log, _):
         got = _listing(url)  # what Roo's LM Studio provider can do: no key
         assert got["v1Status"] == 401
         for error in (got["downloadedError"], got["loadedError"]):
             assert "Failed to authenticate" in error and "OpenAI Compatible" in error
         assert "downloaded" not in got and "loaded" not in got
 
-        wrong = _listing(url, PASSKEY="sk-wrong")
-        assert "Failed to authenticate" in wrong["downloadedError"]
+        assert "OpenAI Compatible" in _listing(url, PASSKEY="sk-wrong")["downloadedError"]
+        assert "revoked" in _listing(url, PASSKEY=revoked["key"])["downloadedError"]
 
-        keyed = _listing(url, PASSKEY=KEY)  # an SDK user can pass the key as clientPasskey
-        expected = _expected(url, {"Authorization": f"Bearer {KEY}"})
+        keyed = _listing(url, PASSKEY=full)  # an SDK user can pass the key as clientPasskey
+        expected = _expected(url, {"Authorization": f"Bearer {full}"})
         assert [(m["path"], m["maxContextLength"]) for m in keyed["downloaded"]] == expected
         assert [(m["modelKey"], m["contextLength"]) for m in keyed["loaded"]] == expected
+
+        limited = _listing(url, PASSKEY=coder_only, MODEL="team/vision-8k")
+        assert [m["path"] for m in limited["downloaded"]] == ["coder"]
+        assert [m["modelKey"] for m in limited["loaded"]] == ["coder"]
+        assert "team/vision-8k" in limited["modelError"]  # outside the key's models
         assert "Traceback" not in log.read_text()
