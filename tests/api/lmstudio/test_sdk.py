@@ -92,3 +92,19 @@ def test_key_protected_gateway_refuses_the_sdk_with_directions(sdk, models_file,
         assert [m["modelKey"] for m in limited["loaded"]] == ["coder"]
         assert "team/vision-8k" in limited["modelError"]  # outside the key's models
         assert "Traceback" not in log.read_text()
+
+
+def test_roo_lists_models_through_the_deploy_nginx(sdk, models_file, tmp_path):
+    """deploy/nginx.conf passes the SDK's WebSocket upgrade on to the instances."""
+    from tests.support.nginx import nginx, nginx_binary
+
+    if nginx_binary() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("nginx is not installed; CI must provide it")
+        pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
+    with gunicorn({"MODELS_FILE": str(models_file)}, workers=1) as (url, log, _), \
+            nginx([url.removeprefix("http://")], tmp_path) as proxy:
+        got = _listing(proxy)
+        expected = _expected(url)
+        assert [(m["path"], m["maxContextLength"]) for m in got["downloaded"]] == expected
+        assert [(m["modelKey"], m["contextLength"]) for m in got["loaded"]] == expected
