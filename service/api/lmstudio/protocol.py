@@ -89,8 +89,13 @@ def packet_error(packet: Any) -> Optional[str]:
 
 
 def domain(m: ModelInfo) -> str:
-    """LM Studio's model type: ``embedding`` or ``llm``."""
-    return "embedding" if m.supports_embeddings else "llm"
+    """LM Studio's model type: ``embedding`` for embedding-only models, else ``llm``.
+
+    A model that also embeds (the embedded local model does both) is an LLM here:
+    tools or vision mark a model that chats; embeddings alone one that does not.
+    """
+    embedding_only = m.supports_embeddings and not (m.supports_tools or m.supports_vision)
+    return "embedding" if embedding_only else "llm"
 
 
 def model_info(m: ModelInfo) -> dict:

@@ -29,10 +29,10 @@ def _listing(url: str, **env) -> dict:
 
 
 def _expected(url: str, headers: dict | None = None) -> list[tuple[str, int]]:
-    """(public name, context) of every LLM ``/v1/models`` lists."""
+    """(public name, context) of every model ``/v1/models`` lists but embedding-only ones."""
     data = requests.get(url + "/v1/models", headers=headers, timeout=10).json()["data"]
     return [(m["id"], m.get("context_length", UNKNOWN_CONTEXT)) for m in data
-            if "embeddings" not in m.get("capabilities", [])]
+            if m.get("capabilities") != ["embeddings"]]
 
 
 def test_roo_lists_the_gateways_models(sdk, models_file):
@@ -55,6 +55,17 @@ def test_roo_lists_the_gateways_models(sdk, models_file):
         assert requests.get(url + "/healthz", timeout=5).json() == {"status": "ok"}
         text = log.read_text()
         assert "Traceback" not in text and '"status":500' not in text
+
+
+def test_roo_lists_the_embedded_default_model(sdk):
+    """The out-of-the-box gateway (the embedded local model, which also embeds)."""
+    with gunicorn({}, workers=1) as (url, log, _):
+        got = _listing(url)
+        expected = _expected(url)
+        assert len(expected) == 1
+        assert [(m["path"], m["maxContextLength"]) for m in got["downloaded"]] == expected
+        assert [(m["modelKey"], m["contextLength"]) for m in got["loaded"]] == expected
+        assert got["loaded"][0]["trainedForToolUse"] is True
 
 
 def _key(data_dir: Path, *args: str) -> dict:
