@@ -129,11 +129,14 @@ class Admission:
     """The worker's slots and one per upstream (provider name)."""
 
     def __init__(self, max_in_flight: int, per_upstream: int, max_waiting: int,
-                 wait_seconds: float):
+                 wait_seconds: float, max_sockets: int = 0):
         self.wait_seconds = wait_seconds
         self.per_upstream = per_upstream
         self.max_waiting = max_waiting
         self.worker = Slots("worker", max_in_flight, max_waiting)
+        #: Long-lived WebSockets (LM Studio's SDK): each holds a thread until it closes, so
+        #: they are capped apart from model requests and never wait for a slot.
+        self.sockets = Slots("websockets", max_sockets, 0)
         self._upstreams: dict[str, Slots] = {}
         self._lock = threading.Lock()
 
@@ -176,13 +179,21 @@ class Admission:
 
 
 def fit_to_threads(admission: Admission, threads: int) -> None:
-    """Shrink the caps so in-flight + waiting requests leave threads free for liveness.
+    """Shrink the caps so in-flight + waiting requests (and WebSockets) leave threads free
+    for liveness.
 
     A gthread worker serves every request, ``/healthz`` included, from one pool
     of ``threads``; a pool full of model requests would queue the probes.
     """
     reserve = max(1, threads // 8) if threads > 1 else 0
     budget = threads - reserve
+    # A WebSocket holds a thread for its life: they may take half the reserve, never the
+    # model requests' budget, so probes keep at least the other half.
+    sockets = min(admission.sockets.limit, reserve // 2)
+    if sockets != admission.sockets.limit:
+        log.warning("LMSTUDIO_WS_MAX_CONNECTIONS fitted to %d threads: %d (half the threads "
+                    "kept for health probes)", threads, sockets)
+        admission.sockets = Slots("websockets", sockets, 0)
     w = admission.worker
     in_flight = max(1, min(w.limit, budget - min(w.max_waiting, budget // 4)))
     waiting = max(0, min(w.max_waiting, budget - in_flight))

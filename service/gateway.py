@@ -28,7 +28,8 @@ class Gateway:
         self.http = HttpClient(settings)
         self.admission = Admission(
             settings.gateway_max_in_flight, settings.gateway_max_in_flight_per_upstream,
-            settings.gateway_max_waiting, settings.gateway_queue_wait_seconds)
+            settings.gateway_max_waiting, settings.gateway_queue_wait_seconds,
+            settings.lmstudio_ws_max_connections)
         if settings.models_file is not None:
             from . import models_file
 

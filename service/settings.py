@@ -243,6 +243,16 @@ class Settings(BaseSettings):
         30.0, ge=0, le=3600,
         description="Time a client has to send a request's headers and body (gunicorn); 0 = off.")
 
+    # --- LM Studio SDK WebSockets: Roo's LM Studio model picker (issue 14) ---------------
+    lmstudio_ws_max_connections: int = Field(
+        32, ge=0, le=10_000,
+        description="LM Studio SDK WebSockets (/llm, /system) open at once per worker; each "
+                    "holds a worker thread until it closes; 0 turns the endpoints off.")
+    lmstudio_ws_idle_seconds: float = Field(
+        10.0, gt=0, le=3600,
+        description="An LM Studio SDK WebSocket whose client sends nothing for this long is "
+                    "closed (Roo never closes its own).")
+
     @field_validator("lm_studio_base_url", "internal_completions_url", "vertex_base_url")
     @classmethod
     def _urls(cls, value, info):

@@ -9,6 +9,7 @@ def register_blueprints(app: Flask) -> None:
     from . import admin, health, ops
     from .helios import routes as helios
     from .llamacpp.routes import bp as llamacpp_bp
+    from .lmstudio.routes import bp as lmstudio_bp
     from .ollama.routes import bp as ollama_bp
     from .openai.routes import bp as openai_bp
 
@@ -19,3 +20,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     helios.init_app(app)
     app.register_blueprint(llamacpp_bp)
+    app.register_blueprint(lmstudio_bp)
