@@ -138,7 +138,8 @@ class ReasoningConfig(_Wire):
 
 class ResponsesRequest(_Wire):
     model: str = ""
-    input: Union[str, list[InputItem]] = ""
+    # The list first: a bad item is then reported as that item's problem, not as "not a string".
+    input: Union[list[InputItem], str] = Field("", union_mode="left_to_right")
     instructions: Optional[str] = None
     tools: Optional[list[ToolIn]] = None
     tool_choice: Union[Literal["none", "auto", "required"], FunctionChoice, None] = None
