@@ -19,7 +19,7 @@ from service import create_app
 from service.db import usage
 from tests.conftest import make_settings, serve
 from tests.support.rawhttp import open_sse
-from tests.support.services import postgres_url  # noqa: F401 - fixture
+from tests.support.services import db_settings, postgres_url  # noqa: F401 - fixtures
 
 KEY_A = "sk-responses-a-0123456789abcdefghijklmnopq"
 KEY_B = "sk-responses-b-0123456789abcdefghijklmnopq"
@@ -242,13 +242,6 @@ def test_unknown_previous_response_id_is_404(gw):
         client(url).responses.create(model="echo-1", input="x", previous_response_id="resp_nope")
     assert exc.value.body["param"] == "response_id"
     assert len(up.state.bodies) == before  # nothing generated
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_settings(request, tmp_path):
-    if request.param == "sqlite":
-        return {"data_dir": tmp_path}
-    return {"database_url": request.getfixturevalue("postgres_url"), "data_dir": tmp_path}
 
 
 def test_store_on_each_database_with_retention(up, db_settings):
