@@ -13,7 +13,7 @@ import time
 import openai
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from service import create_app
 from service.db import usage
@@ -279,6 +279,22 @@ def test_retention_zero_stores_nothing(up, tmp_path):
         r = client(url).responses.create(model="echo-1", input="x")
         with pytest.raises(openai.NotFoundError):
             client(url).responses.retrieve(r.id)
+
+
+def test_a_store_that_fails_is_never_a_success(up, tmp_path):
+    """store=true but the database refuses the row: a 503, or mid-stream an error and
+    response.failed, never response.completed."""
+    app = create_app(make_settings(lm_studio_base_url=up.url, data_dir=tmp_path))
+    with app.extensions["db"].engine.begin() as conn:
+        conn.execute(text("DROP TABLE stored_responses"))
+    with serve(app) as url:
+        c = client(url)
+        with pytest.raises(openai.InternalServerError) as exc:
+            c.responses.create(model="echo-1", input="x")
+        assert exc.value.status_code == 503 and "could not store" in exc.value.message
+        kinds = [e.type for e in c.responses.create(model="echo-1", input="x", stream=True)]
+        assert kinds[-2:] == ["error", "response.failed"] and "response.completed" not in kinds
+        assert c.responses.create(model="echo-1", input="x", store=False).output_text == "echo: x"
 
 
 def test_usage_rows_name_the_responses_family(gw):

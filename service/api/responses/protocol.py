@@ -13,6 +13,7 @@ Fields clients send that change nothing here (``include``, ``prompt_cache_key``,
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -61,7 +62,7 @@ class MessageItem(_Wire):
     type: Literal["message"] = "message"
     id: Optional[str] = None
     role: Literal["user", "system", "developer", "assistant"]
-    content: Union[str, list[ContentPart]]
+    content: Union[list[ContentPart], str] = Field(union_mode="left_to_right")
 
 
 class FunctionCallItem(_Wire):
@@ -77,7 +78,7 @@ class FunctionCallOutputItem(_Wire):
     type: Literal["function_call_output"]
     id: Optional[str] = None
     call_id: str = Field(min_length=1)
-    output: Union[str, list[ContentPart]]
+    output: Union[list[ContentPart], str] = Field(union_mode="left_to_right")
 
 
 class ReasoningItem(_Wire):
@@ -187,7 +188,19 @@ def _refuse_unsupported(body: dict) -> None:
             f"'auto', 'none', 'required' or a function", param="tool_choice")
 
 
+# pydantic names the union member (the item's or tool's type) in an error's location.
+_TAGS = re.compile(r"\.(message|function_call|function_call_output|reasoning|item_reference|"
+                   r"function|namespace|input_text|output_text|refusal|input_image|input_file)"
+                   r"(?=[.\[']|$)")
+
+
 def parse_request(body: dict) -> ResponsesRequest:
     """Validate a ``POST /v1/responses`` body; the first problem is a 400 naming its param."""
     _refuse_unsupported(body)
-    return _parse(ResponsesRequest, body)
+    try:
+        return _parse(ResponsesRequest, body)
+    except errors.InvalidRequest as exc:
+        exc.message = _TAGS.sub("", exc.message)
+        exc.args = (exc.message,)
+        exc.param = _TAGS.sub("", exc.param) if exc.param else exc.param
+        raise
