@@ -40,7 +40,7 @@ from .settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 _CACHE_MAX = 10_000
-_MODEL_BLUEPRINTS = frozenset({"openai", "ollama", "helios", "llamacpp"})
+_MODEL_BLUEPRINTS = frozenset({"openai", "ollama", "helios", "llamacpp", "responses"})
 RESTART_PATH = "/restart"
 
 

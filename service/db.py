@@ -1,4 +1,4 @@
-"""The data-access layer for keys and usage: one SQLAlchemy Core engine, two tables.
+"""The data-access layer for keys, usage and stored responses: one SQLAlchemy Core engine.
 
 ``DATABASE_URL`` picks the store: by default a SQLite file in ``DATA_DIR``
 (created on first run, WAL journal so readers never wait for the usage
@@ -79,6 +79,20 @@ usage = Table(
 )
 Index("ix_usage_key_day", usage.c.key_id, usage.c.day)
 Index("ix_usage_day", usage.c.day)
+
+# Stored Responses API responses (issue 15): what a later request's previous_response_id
+# continues from. A new table: ``create_all`` adds it to an existing database, no migration.
+stored_responses = Table(
+    "stored_responses", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", String(32)),  # the key that made it (NULL: auth off); others get 404
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("model", String(256)),
+    Column("input_items", JSON, nullable=False),  # every input item, earlier turns' included
+    Column("response", JSON, nullable=False),  # the response object (its output items)
+)
+Index("ix_stored_responses_expires", stored_responses.c.expires_at)
 
 schema_version = Table(
     "gateway_schema", metadata,
@@ -181,4 +195,5 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-__all__ = ["Database", "open_database", "database_url", "api_keys", "usage", "utcnow", "as_utc"]
+__all__ = ["Database", "open_database", "database_url", "api_keys", "usage", "stored_responses",
+           "utcnow", "as_utc"]

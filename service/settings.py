@@ -158,6 +158,12 @@ class Settings(BaseSettings):
         "0.9.0", pattern=r"^\d+\.\d+\.\d+([-+.][0-9A-Za-z.-]+)?$",
         description="Version /api/version reports; some Ollama clients gate features on it.")
 
+    # --- OpenAI Responses API (issue 15) ----------------------------------------------
+    responses_retention_hours: float = Field(
+        720.0, ge=0, le=24 * 3650,
+        description="How long a response made with store=true is kept for GET /v1/responses/{id} "
+                    "and previous_response_id (in the key/usage database); 0 = store nothing.")
+
     # --- API keys, usage, rate limits (issue 6) ---------------------------------------
     data_dir: Path = Field(Path("data"), description="Where the default SQLite database lives.")
     database_url: Optional[str] = Field(

@@ -12,10 +12,12 @@ def register_blueprints(app: Flask) -> None:
     from .lmstudio.routes import bp as lmstudio_bp
     from .ollama.routes import bp as ollama_bp
     from .openai.routes import bp as openai_bp
+    from .responses.routes import bp as responses_bp
 
     app.register_blueprint(health.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(openai_bp)
+    app.register_blueprint(responses_bp)
     app.register_blueprint(ollama_bp)
     app.register_blueprint(admin.bp)
     helios.init_app(app)

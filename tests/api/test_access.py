@@ -38,6 +38,8 @@ BYPASSES = [
     ("/v1/chat/completions", {"name": "tools", "messages": CHAT, "stream": True}, "openai"),
     ("/v1/completions", {"name": "tools", "prompt": "x"}, "openai"),
     ("/v1/embeddings", {"model": "", "name": "tools", "input": "x"}, "openai"),
+    ("/v1/responses", {"name": "tools", "input": "x"}, "openai"),
+    ("/v1/responses", {"model": "", "input": "x", "stream": True}, "openai"),
     # Ollama's routes demand ``model`` (400 without): the same check, by the routed name
     ("/api/chat", {"model": "echo-1:latest", "name": "tools", "messages": CHAT}, "ollama"),
     ("/api/generate", {"model": "echo-1", "name": "tools", "prompt": "x"}, "ollama"),

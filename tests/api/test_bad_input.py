@@ -91,6 +91,7 @@ def _nested(depth: int):
     ("/v1/chat/completions", {"model": "echo-1", "messages": CHAT}, "openai"),
     ("/v1/completions", {"model": "echo-1", "prompt": "hi"}, "openai"),
     ("/v1/embeddings", {"model": "echo-1", "input": "hi"}, "openai"),
+    ("/v1/responses", {"model": "echo-1", "input": "hi"}, "openai"),
     ("/api/chat", {"model": "echo-1", "messages": CHAT, "stream": False}, "ollama"),
     ("/api/generate", {"model": "echo-1", "prompt": "hi", "stream": False}, "ollama"),
     ("/complete", {"code": "x = ", "language": "python", "position": {"line": 0, "character": 4}},

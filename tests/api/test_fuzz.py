@@ -60,7 +60,7 @@ _LOCAL_MODELS = st.one_of(st.sampled_from(["smollm2-135m-instruct", "", "other"]
 
 _BODY_ROUTES = {
     "openai-chat": fuzz.openai_chat, "openai-completions": fuzz.openai_completions,
-    "openai-embeddings": fuzz.openai_embeddings,
+    "openai-embeddings": fuzz.openai_embeddings, "openai-responses": fuzz.openai_responses,
     "ollama-chat": fuzz.ollama_chat, "ollama-generate": fuzz.ollama_generate,
     "ollama-embed": fuzz.ollama_embed, "ollama-embeddings": fuzz.ollama_embeddings,
     "ollama-show": fuzz.ollama_show, "helios-complete": fuzz.helios_complete,
@@ -73,6 +73,9 @@ def _read_only_routes() -> st.SearchStrategy:
         *(fuzz.get(p) for p in ("/v1/models", "/", "/api/version", "/api/tags", "/api/ps",
                                 "/health", "/status", "/healthz", "/readyz", "/metrics")),
         fuzz.path_segment().flatmap(lambda m: fuzz.get(f"/v1/models/{m}")),
+        fuzz.path_segment().flatmap(lambda r: st.sampled_from([
+            fuzz.Call("GET", f"/v1/responses/{r}"), fuzz.Call("DELETE", f"/v1/responses/{r}"),
+            fuzz.Call("GET", f"/v1/responses/{r}/input_items")])),
     )
 
 

@@ -15,7 +15,7 @@ from service.db import api_keys, usage
 from service.keys import KeySpec
 from tests.conftest import make_settings, serve
 from tests.support.metrics import scrape, value
-from tests.support.services import postgres_url  # noqa: F401 - fixture
+from tests.support.services import db_settings, postgres_url  # noqa: F401 - fixtures
 
 KEY = "sk-static-usage-test-0123456789abcdefghijklmnop"
 
@@ -45,14 +45,6 @@ def test_requests_do_not_wait_for_the_usage_database(upstream, tmp_path):
 
 
 # ---- one bad row never blocks the others (issue 11 §2) ---------------------------------------
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_settings(request, tmp_path):
-    """Settings for the usage database under test: SQLite in tmp_path, or a fresh PostgreSQL."""
-    if request.param == "sqlite":
-        return {"data_dir": tmp_path}
-    return {"database_url": request.getfixturevalue("postgres_url"), "data_dir": tmp_path}
-
-
 def _usage_app(upstream, db_settings):
     app = create_app(make_settings(lm_studio_base_url=upstream.url, usage_flush_seconds=0.2,
                                    models_cache_seconds=0, **db_settings))

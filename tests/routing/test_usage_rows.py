@@ -10,7 +10,7 @@ from service import create_app
 from service.db import SCHEMA_VERSION, Database, database_url, schema_version, usage
 from service.keys import KeySpec
 from tests.conftest import make_settings, serve
-from tests.support.services import postgres_url  # noqa: F401 - fixture
+from tests.support.services import db_settings, postgres_url  # noqa: F401 - fixtures
 
 FILE = """
 [backends.vllm-a]
@@ -27,13 +27,6 @@ aliases = ["gpt-4o"]
 [models.chat]
 deployments = [{{ backend = "studio", model = "echo-studio" }}]
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_settings(request, tmp_path):
-    if request.param == "sqlite":
-        return {"data_dir": tmp_path}
-    return {"database_url": request.getfixturevalue("postgres_url"), "data_dir": tmp_path}
 
 
 @pytest.fixture

@@ -203,6 +203,8 @@ def _pin_local(path: str, body: Any) -> Any:
         if isinstance(options, dict) and not _tiny(options.get("num_predict")):
             options = {**options, "num_predict": 1}
         return {**body, "options": options}
+    if path == "/v1/responses":
+        return body if _tiny(body.get("max_output_tokens")) else {**body, "max_output_tokens": 2}
     pinned = {k: 1 for k in ("max_completion_tokens", "n", "best_of")
               if k in body and not _tiny(body[k])}
     if not _tiny(body.get("max_tokens")):
@@ -288,6 +290,47 @@ def openai_embeddings(local: bool, models: st.SearchStrategy) -> st.SearchStrate
               "encoding_format": st.sampled_from(["float", "base64"]),
               "dimensions": st.integers(1, 20), "user": texts}
     return post("/v1/embeddings", obj(fields, required=("input",)))
+
+
+def openai_responses(local: bool, models: st.SearchStrategy) -> st.SearchStrategy:
+    """``POST /v1/responses``: items of every kind (and unknown ones), function, namespace
+    and hosted tools, chained or not."""
+    part = obj({"type": st.sampled_from(["input_text", "output_text", "refusal", "input_image",
+                                         "input_file", "bogus"]),
+                "text": texts, "image_url": texts, "file_id": texts, "detail": texts},
+               required=("type",))
+    call_ids = st.one_of(st.sampled_from(["call_1", "call_abc"]), texts)
+    item = st.one_of(
+        obj({"type": st.just("message"),
+             "role": st.sampled_from(["user", "system", "developer", "assistant", "tool"]),
+             "content": st.one_of(texts, lists(part))}, required=("role", "content")),
+        obj({"type": st.just("function_call"), "call_id": call_ids, "name": _names,
+             "arguments": texts, "namespace": texts}, required=("type", "call_id", "name")),
+        obj({"type": st.just("function_call_output"), "call_id": call_ids,
+             "output": st.one_of(texts, lists(part))}, required=("type", "call_id", "output")),
+        obj({"type": st.sampled_from(["reasoning", "item_reference", "web_search_call", "x"]),
+             "id": texts, "summary": lists(json_values)}, required=("type",)))
+    function = obj({"type": st.just("function"), "name": _names, "description": texts,
+                    "parameters": tool_schemas(local), "strict": st.booleans()},
+                   required=("type", "name"))
+    tool = st.one_of(function, obj({"type": st.just("namespace"), "name": _names,
+                                     "tools": lists(function, max_size=2)},
+                                    required=("type", "name", "tools")),
+                     obj({"type": st.sampled_from(["web_search", "file_search", "mcp", "custom"])},
+                         required=("type",)))
+    fmt = obj({"type": st.sampled_from(["text", "json_object", "json_schema"]), "name": texts,
+               "schema": tool_schemas(local), "strict": st.booleans()}, required=("type",))
+    choice = st.one_of(st.sampled_from(["none", "auto", "required"]),
+                       obj({"type": st.sampled_from(["function", "web_search"]), "name": _names}))
+    fields = {"model": models, "input": st.one_of(texts, lists(item, min_size=1, max_size=4)),
+              "instructions": texts, "tools": lists(tool, max_size=2), "tool_choice": choice,
+              "max_output_tokens": tiny_tokens(local), "temperature": st.floats(0, 2),
+              "top_p": st.floats(0, 1), "parallel_tool_calls": st.booleans(),
+              "text": obj({"format": fmt}), "reasoning": obj({"effort": texts}),
+              "stream": st.booleans(), "store": st.booleans(),
+              "previous_response_id": st.one_of(st.just("resp_nope"), texts),
+              "metadata": st.dictionaries(texts, texts, max_size=2), "user": texts}
+    return post("/v1/responses", obj(fields, required=("input",)), local)
 
 
 # ---- Ollama ------------------------------------------------------------------------

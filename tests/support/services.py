@@ -43,6 +43,15 @@ def postgres_url():
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_settings(request, tmp_path):
+    """Settings of the gateway's database under test: SQLite in tmp_path, or a fresh
+    PostgreSQL database (``postgres_url``)."""
+    if request.param == "sqlite":
+        return {"data_dir": tmp_path}
+    return {"database_url": request.getfixturevalue("postgres_url"), "data_dir": tmp_path}
+
+
 @pytest.fixture
 def redis_prefix():
     """(redis URL, a key prefix unique to this test); the prefix's keys are deleted after."""

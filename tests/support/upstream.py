@@ -12,7 +12,8 @@ Behaviours (the request's ``model`` picks one; counters per model):
 - ``cut``: streams two chunks then drops the connection.
 - ``stream-error``: streams a chunk then ``data: {"error": …}``.
 - ``badevent``: streams a non-JSON ``data:`` line.
-- ``tools``: answers with a ``get_weather`` tool call (streamed in fragments).
+- ``tools``: answers with a ``get_weather`` tool call (streamed in fragments); once the
+  last message is a tool result, answers ``"echo: <that result>"`` (a finished round trip).
 - ``/v1/embeddings`` (any model): an 8-float (or ``dimensions``) vector per input,
   derived from a hash of the input; base64 when asked.
 - ``endless``: streams a chunk every 50 ms until the client goes away; records
@@ -162,8 +163,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._truncated(chat)
         if model == "jsonstream" or (model == "stall" and not stream):
             return self._json_then_stall(_completion(model, text, chat), model == "stall")
-        if model == "tools":
+        if model == "tools" and not _after_tool_result(body):
             return self._tools(model, stream)
+        if model == "tools":
+            text = "echo: " + str(body["messages"][-1].get("content") or "")
         if not chat and not stream and isinstance(body.get("prompt"), list):
             return self._prompt_batch(model, body["prompt"])
         if not stream:
@@ -323,6 +326,11 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"object": "list", "model": model, "data": data,
                               "usage": {"prompt_tokens": 3 * len(inputs),
                                         "total_tokens": 3 * len(inputs)}})
+
+
+def _after_tool_result(body: dict) -> bool:
+    messages = body.get("messages") or []
+    return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
 
 
 def _last_text(body: dict, chat: bool) -> str:
