@@ -74,20 +74,29 @@ def messages(msgs: list[MessageIn]) -> list[Message]:
 
     Ollama's tool calls carry no id and its tool results name the tool, not the
     call; ids are made up here and tool results linked to the call they answer,
-    so backends that require ids (OpenAI's format) accept the history.
+    so backends that require ids (OpenAI's format) accept the history. Some
+    clients (Roo Code's Ollama provider) send tool results as ``user`` messages
+    right after the assistant's id-less calls, one per call in call order:
+    those become ``tool`` messages answering those calls.
     """
-    out, pending = [], []
+    out, pending, results_as_user = [], [], False
     for i, m in enumerate(msgs):
         calls = [ToolCall(id=c.id or f"call_{i}_{j}", name=c.function.name,
                           arguments=_arguments_json(c.function.arguments))
                  for j, c in enumerate(m.tool_calls or ())]
-        if m.role == "assistant":
+        role, call_id = m.role, None
+        if role == "assistant":
             pending = list(calls)
-        call_id = None
-        if m.role == "tool":
+            results_as_user = bool(calls) and all(c.id is None for c in m.tool_calls or ())
+        elif role == "tool":
             call_id = m.tool_call_id or _claim(pending, m.tool_name)
-        out.append(Message(role=m.role, content=_content(m.content or "", m.images,
-                                                          f"messages[{i}].images"),
+            results_as_user = False  # the client sends real tool messages
+        elif role == "user" and results_as_user and pending:
+            role, call_id = "tool", pending.pop(0).id
+        else:
+            results_as_user = False
+        out.append(Message(role=role, content=_content(m.content or "", m.images,
+                                                        f"messages[{i}].images"),
                            tool_calls=calls, tool_call_id=call_id))
     return out
 
