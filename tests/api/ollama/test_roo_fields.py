@@ -9,6 +9,7 @@ upstream those must become ``tool`` messages answering the calls. Also:
 
 from __future__ import annotations
 
+import base64
 import json
 
 import ollama
@@ -20,6 +21,7 @@ from tests.conftest import make_settings, serve
 
 MODEL = "smollm2-135m-instruct"
 CALL = {"function": {"name": "read_file", "arguments": {"path": "a.py"}}}
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
 CALL2 = {"function": {"name": "list_files", "arguments": {"path": "."}}}
 
 
@@ -64,6 +66,23 @@ def test_roo_tool_results_as_user_messages_reach_a_strict_upstream(gateway, stre
     assert [m["tool_call_id"] for m in sent[3:5]] == [first[0]["id"], first[1]["id"]]
     assert sent[7]["tool_call_id"] == second[0]["id"] != first[0]["id"]
     assert sent[3]["content"].endswith("print(1)") and sent[4]["content"].endswith("a.py")
+
+
+def test_images_of_tool_results_follow_the_results(gateway):
+    """A tool message holds text only: a result's images come after the results, as Roo's
+    own placeholder text says ("see following user message for image")."""
+    url, up = gateway
+    msgs = roo_history()[:6]
+    msgs[3] = {"role": "user", "content": "(see following user message for image)",
+               "images": [PNG]}
+    r = ollama.Client(host=url).chat(model="strict", messages=msgs, stream=False)
+    assert r.message.content.startswith("echo: ")
+    sent = up.state.bodies[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "tool", "user",
+                                         "user"]
+    assert sent[3]["content"] == "(see following user message for image)"
+    assert sent[5]["content"] == [{"type": "image_url",
+                                   "image_url": {"url": f"data:image/png;base64,{PNG}"}}]
 
 
 def test_the_strict_stand_in_rejects_what_roo_sent_before(gateway):
