@@ -132,13 +132,33 @@ class GenerationRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    # Local model only: prompt tokens taken from the KV cache, and the prompt's evaluation time.
+    # Prompt tokens taken from a cache (the local KV cache, or an upstream's
+    # ``prompt_tokens_details.cached_tokens``); the local prompt's evaluation time.
     cached_tokens: Optional[int] = None
     prompt_ms: Optional[float] = None
+    # An upstream's ``prompt_tokens_details`` / ``completion_tokens_details``, relayed as given.
+    prompt_details: Optional[dict[str, Any]] = None
+    completion_details: Optional[dict[str, Any]] = None
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class TokenLogprob:
+    """One generated token with its log-probability (OpenAI's logprob entry).
+
+    ``top`` holds the most likely alternatives at that position (entries whose own
+    ``top`` is empty); ``text_offset`` is the token's character offset in the
+    choice's text, when the backend reports it.
+    """
+
+    token: str
+    logprob: float
+    bytes: Optional[list[int]] = None
+    top: list["TokenLogprob"] = field(default_factory=list)
+    text_offset: Optional[int] = None
 
 
 @dataclass(slots=True)
@@ -150,6 +170,8 @@ class Choice:
     finish_reason: Optional[FinishReason] = None
     # Probabilities of the chosen tokens, when the backend reports them.
     token_logprobs: Optional[list[float]] = None
+    # The same tokens in full (text, bytes, alternatives), when the backend reports them.
+    logprobs: Optional[list[TokenLogprob]] = None
 
 
 def new_id(prefix: str) -> str:
@@ -166,6 +188,8 @@ class Generation:
     id: str = field(default_factory=lambda: new_id("gen"))
     created: int = field(default_factory=lambda: int(time.time()))
     provider: str = ""
+    # The backend configuration's fingerprint (OpenAI's ``system_fingerprint``).
+    system_fingerprint: Optional[str] = None
 
 
 @dataclass(slots=True)
@@ -195,6 +219,8 @@ class Chunk:
     finish_reason: Optional[FinishReason] = None
     usage: Optional[Usage] = None
     token_logprobs: Optional[list[float]] = None
+    logprobs: Optional[list[TokenLogprob]] = None
+    system_fingerprint: Optional[str] = None
 
 
 @dataclass(slots=True)
@@ -205,6 +231,8 @@ class EmbeddingRequest:
     inputs: list[str] | list[list[int]]
     dimensions: Optional[int] = None
     user: Optional[str] = None
+    # Cut an input longer than the model's context instead of failing (Ollama's default).
+    truncate: bool = False
     raw: Optional[dict[str, Any]] = None
     raw_family: Optional[str] = None
     kind: Literal["embedding"] = "embedding"

@@ -19,6 +19,8 @@ from typing import Callable, Iterator, Optional
 import llama_cpp
 import numpy as np
 
+from ..core.types import TokenLogprob
+
 
 # Prompt tokens evaluated between two cancellation checks: a 256-token batch of even a
 # 135M model takes seconds of one busy core; 32 keeps a cancelled prompt to a fraction of one.
@@ -42,7 +44,7 @@ class Piece:
     """Text released to the caller, with the log-probabilities of its tokens."""
 
     text: str
-    logprobs: list[float] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 class _ProbeLogits:
@@ -128,7 +130,7 @@ class TokenRun:
 
     def __init__(self, llama, prompt_tokens: list[int], *, max_tokens: int, stop: list[str],
                  sampling: Sampling, grammar=None, want_logprobs: bool = False,
-                 dry: bool = False, cancelled: Optional[Callable[[], bool]] = None,
+                 top_logprobs: int = 0, dry: bool = False, cancelled: Optional[Callable[[], bool]] = None,
                  reuse_prompt: bool = True):
         self.llama = llama
         self.prompt_tokens = prompt_tokens
@@ -137,6 +139,7 @@ class TokenRun:
         self.sampling = sampling
         self.grammar = grammar
         self.want_logprobs = want_logprobs
+        self.top_logprobs = top_logprobs  # alternatives reported per token
         self.cancelled = cancelled
         self.finish_reason: Optional[str] = None
         self.completion_tokens = 0
@@ -153,7 +156,7 @@ class TokenRun:
         # Incremental: a character split across tokens is held back until it is whole.
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending = ""             # decoded text not yet released (may start a stop string)
-        pending_lp: list[float] = []
+        pending_lp: list[TokenLogprob] = []
         longest_stop = max((len(x) for x in self.stop), default=0)
         if self.reuse_prompt:  # Llama.generate keeps the common prefix of its KV cache itself
             self.cached_tokens = cached_prefix(llama, self.prompt_tokens)
@@ -178,7 +181,7 @@ class TokenRun:
                     break
                 self.completion_tokens += 1
                 if self._probe is not None and self._probe.last is not None:
-                    pending_lp.append(float(self._probe.last[token]))
+                    pending_lp.append(self._logprob(token, self._probe.last))
                 if _is_eog(llama, token):
                     self.finish_reason = "stop"
                     break
@@ -206,6 +209,20 @@ class TokenRun:
         if pending or pending_lp:
             yield Piece(pending, pending_lp)
 
+    def _logprob(self, token: int, row: np.ndarray) -> TokenLogprob:
+        """The chosen token's entry, with the ``top_logprobs`` most likely alternatives."""
+        entry = self._token(token, float(row[token]))
+        k = min(self.top_logprobs, row.shape[0])
+        if k > 0:
+            best = np.argpartition(row, -k)[-k:]
+            entry.top = [self._token(int(t), float(row[t]))
+                         for t in best[np.argsort(row[best])[::-1]]]
+        return entry
+
+    def _token(self, token: int, logprob: float) -> TokenLogprob:
+        raw = self.llama.detokenize([token])
+        return TokenLogprob(token=raw.decode("utf-8", errors="replace"), logprob=logprob,
+                            bytes=list(raw))
 
     def _prefill(self) -> bool:
         """Evaluate all but the prompt's last token a batch at a time; False once cancelled.

@@ -21,7 +21,8 @@ from ..core import errors
 from ..core.metering import estimated_prompt_tokens
 from ..core.types import (
     Choice, Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest,
-    ImagePart, Message, ModelInfo, StreamMeter, TextPart, ToolCall, ToolCallDelta, Usage,
+    ImagePart, Message, ModelInfo, StreamMeter, TextPart, TokenLogprob, ToolCall, ToolCallDelta,
+    Usage,
 )
 from ..settings import Settings
 from .base import DisconnectCheck, Provider
@@ -176,7 +177,9 @@ _OPTIONAL = ("temperature", "top_p", "top_k", "seed", "presence_penalty", "frequ
 def encode_request(r: GenerationRequest, stream: bool) -> dict[str, Any]:
     """The upstream body: the client's own OpenAI body when it sent one."""
     if r.raw_family == "openai" and r.raw is not None:
-        body = dict(r.raw)
+        # null is the default of every nullable field (OpenAI's spec); strict upstreams
+        # reject some nulls (e.g. "n": null), so they are left out.
+        body = {k: v for k, v in r.raw.items() if v is not None}
         body["model"] = r.model
         if r.kind == "completion":
             body["prompt"] = r.prompt  # one prompt of a batch (generate_batch sends the list)
@@ -228,8 +231,19 @@ def _tool(t) -> dict[str, Any]:
 def _usage(u: Any) -> Optional[Usage]:
     if not isinstance(u, dict):
         return None
+    prompt = u.get("prompt_tokens_details")
+    done = u.get("completion_tokens_details")
+    prompt = prompt if isinstance(prompt, dict) else None
+    cached = prompt.get("cached_tokens") if prompt else None
     return Usage(prompt_tokens=int(u.get("prompt_tokens") or 0),
-                 completion_tokens=int(u.get("completion_tokens") or 0))
+                 completion_tokens=int(u.get("completion_tokens") or 0),
+                 cached_tokens=cached if isinstance(cached, int) else None,
+                 prompt_details=prompt, completion_details=done if isinstance(done, dict) else None)
+
+
+def _fingerprint(body: dict) -> Optional[str]:
+    fp = body.get("system_fingerprint")
+    return fp if isinstance(fp, str) else None
 
 
 # Names other OpenAI-style servers use for the standard reasons.
@@ -261,15 +275,50 @@ def _tool_calls(raw: Any) -> list[ToolCall]:
     return calls
 
 
-def _token_logprobs(choice: dict) -> Optional[list[float]]:
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _entry(t: Any) -> Optional[TokenLogprob]:
+    """A chat logprob entry ``{token, logprob, bytes, top_logprobs}``."""
+    if not isinstance(t, dict) or not _num(t.get("logprob")):
+        return None
+    raw_bytes = t.get("bytes")
+    return TokenLogprob(token=str(t.get("token") or ""), logprob=float(t["logprob"]),
+                        bytes=raw_bytes if isinstance(raw_bytes, list) else None,
+                        top=[e for e in map(_entry, t.get("top_logprobs") or ()) if e])
+
+
+def _legacy_entries(lp: dict) -> Optional[list[TokenLogprob]]:
+    """Completions' parallel lists -> entries (``None`` without a ``tokens`` list)."""
+    tokens, values = lp.get("tokens"), lp.get("token_logprobs")
+    if not isinstance(tokens, list) or not isinstance(values, list):
+        return None
+    tops, offsets = lp.get("top_logprobs"), lp.get("text_offset")
+    out = []
+    for k, (tok, value) in enumerate(zip(tokens, values)):
+        top = tops[k] if isinstance(tops, list) and k < len(tops) else None
+        offset = offsets[k] if isinstance(offsets, list) and k < len(offsets) else None
+        out.append(TokenLogprob(
+            token=str(tok), logprob=float(value) if _num(value) else float("-inf"),
+            top=[TokenLogprob(token=str(a), logprob=float(b))
+                 for a, b in (top.items() if isinstance(top, dict) else ()) if _num(b)],
+            text_offset=offset if isinstance(offset, int) else None))
+    return out
+
+
+def _logprobs(choice: dict) -> tuple[Optional[list[float]], Optional[list[TokenLogprob]]]:
+    """The chosen tokens' log-probabilities, and the entries in full when the upstream
+    sent them (chat's ``content`` list, or completions' ``tokens`` list)."""
     lp = choice.get("logprobs")
     if not isinstance(lp, dict):
-        return None
-    if isinstance(lp.get("token_logprobs"), list):  # legacy completions
-        return [x for x in lp["token_logprobs"] if isinstance(x, (int, float))]
+        return None, None
     if isinstance(lp.get("content"), list):  # chat
-        return [t["logprob"] for t in lp["content"] if isinstance(t, dict) and "logprob" in t]
-    return None
+        entries = [e for e in map(_entry, lp["content"]) if e]
+        return [e.logprob for e in entries], entries
+    if isinstance(lp.get("token_logprobs"), list):  # legacy completions
+        return [x for x in lp["token_logprobs"] if _num(x)], _legacy_entries(lp)
+    return None, None
 
 
 def decode_response(body: Any, request: GenerationRequest, provider: str) -> Generation:
@@ -281,14 +330,16 @@ def decode_response(body: Any, request: GenerationRequest, provider: str) -> Gen
             continue
         msg = c.get("message") or {}
         text = msg.get("content") if request.kind == "chat" else c.get("text")
+        token_logprobs, entries = _logprobs(c)
         choices.append(Choice(
             index=c.get("index", i), text=text or "",
             reasoning=msg.get("reasoning_content") or msg.get("reasoning"),
             tool_calls=_tool_calls(msg.get("tool_calls")),
             finish_reason=_finish(c.get("finish_reason")),
-            token_logprobs=_token_logprobs(c)))
+            token_logprobs=token_logprobs, logprobs=entries))
     gen = Generation(model=body.get("model") or request.model, choices=choices,
-                     usage=_usage(body.get("usage")), provider=provider)
+                     usage=_usage(body.get("usage")), provider=provider,
+                     system_fingerprint=_fingerprint(body))
     if isinstance(body.get("id"), str):
         gen.id = body["id"]
     return gen
@@ -320,10 +371,12 @@ def decode_stream(resp: UpstreamResponse, kind: str) -> Iterator[Chunk]:
 
 
 def _event_chunks(event: dict, kind: str) -> Iterator[Chunk]:
+    fingerprint = _fingerprint(event)
     for c in event.get("choices") or ():
         if not isinstance(c, dict):
             continue
         idx = c.get("index", 0)
+        token_logprobs, entries = _logprobs(c)
         if kind == "chat":
             delta = c.get("delta") or {}
             tcs = [ToolCallDelta(index=t.get("index", j), id=t.get("id"),
@@ -333,14 +386,16 @@ def _event_chunks(event: dict, kind: str) -> Iterator[Chunk]:
             yield Chunk(index=idx, role=delta.get("role"), text=delta.get("content") or "",
                         reasoning=delta.get("reasoning_content") or delta.get("reasoning"),
                         tool_calls=tcs, finish_reason=_finish(c.get("finish_reason")),
-                        token_logprobs=_token_logprobs(c))
+                        token_logprobs=token_logprobs, logprobs=entries,
+                        system_fingerprint=fingerprint)
         else:
             yield Chunk(index=idx, text=c.get("text") or "",
                         finish_reason=_finish(c.get("finish_reason")),
-                        token_logprobs=_token_logprobs(c))
+                        token_logprobs=token_logprobs, logprobs=entries,
+                        system_fingerprint=fingerprint)
     usage = _usage(event.get("usage"))
     if usage is not None:
-        yield Chunk(index=-1, usage=usage)
+        yield Chunk(index=-1, usage=usage, system_fingerprint=fingerprint)
 
 
 # ---- embeddings ------------------------------------------------------------------------

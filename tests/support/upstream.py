@@ -27,6 +27,14 @@ Behaviours (the request's ``model`` picks one; counters per model):
 - ``nofinish`` / ``abortfinish``: non-streamed answers whose ``finish_reason`` is
   null / ``"abort"`` (vLLM's reason for an aborted request).
 - ``always-503``: a 503 without ``Retry-After``.
+- ``full``: answers "Hi there" (two tokens) with every optional field OpenAI sends:
+  ``logprobs`` (chat: ``content`` entries with ``bytes`` and ``top_logprobs``;
+  completions: ``tokens``, ``token_logprobs``, ``top_logprobs``, ``text_offset``),
+  ``system_fingerprint`` and usage ``prompt_tokens_details`` /
+  ``completion_tokens_details``; streamed and not.
+- ``strict``: validates like OpenAI: a top-level ``null`` it does not take
+  (``n``, ``stream``, ``echo``) or an assistant ``tool_calls`` entry without a
+  following ``tool`` message answering its id is a 400; otherwise like echo.
 
 Used by tests and by ``benchmarks/`` (``echo`` is cheap enough to measure against).
 """
@@ -167,6 +175,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._tools(model, stream)
         if model == "tools":
             text = "echo: " + str(body["messages"][-1].get("content") or "")
+        if model == "full":
+            return self._full(chat, stream, body)
+        if model == "strict":
+            problem = _strict_problem(body)
+            if problem:
+                return self._send_json(400, {"error": {
+                    "message": problem, "type": "invalid_request_error", "param": "messages",
+                    "code": None}})
         if not chat and not stream and isinstance(body.get("prompt"), list):
             return self._prompt_batch(model, body["prompt"])
         if not stream:
@@ -310,6 +326,62 @@ class Handler(BaseHTTPRequestHandler):
         self._event(b"[DONE]")
         self._end_stream()
 
+    def _full(self, chat, stream, body):
+        """Two tokens with logprobs, a fingerprint and usage details."""
+        toks = [("Hi", -0.25, [("Hi", -0.25), ("Hello", -1.5)]),
+                (" there", -0.5, [(" there", -0.5), ("!", -2.0)])]
+        usage = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9,
+                 "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0},
+                 "completion_tokens_details": {"reasoning_tokens": 1, "audio_tokens": 0,
+                                               "accepted_prediction_tokens": 0,
+                                               "rejected_prediction_tokens": 0}}
+        base = {"id": "up-full", "created": 1, "model": "full", "system_fingerprint": "fp_up123"}
+
+        def chat_lp(ts):
+            return {"content": [{"token": t, "logprob": lp, "bytes": list(t.encode()),
+                                 "top_logprobs": [{"token": a, "logprob": b,
+                                                   "bytes": list(a.encode())} for a, b in top]}
+                                for t, lp, top in ts], "refusal": None}
+
+        def legacy_lp(ts, start):
+            offsets, at = [], start
+            for t, _, _ in ts:
+                offsets.append(at)
+                at += len(t)
+            return {"tokens": [t for t, _, _ in ts], "token_logprobs": [lp for _, lp, _ in ts],
+                    "top_logprobs": [dict(top) for _, _, top in ts], "text_offset": offsets}
+
+        if not stream:
+            if chat:
+                choice = {"index": 0, "message": {"role": "assistant", "content": "Hi there",
+                                                  "refusal": None},
+                          "logprobs": chat_lp(toks), "finish_reason": "stop"}
+            else:
+                choice = {"index": 0, "text": "Hi there", "logprobs": legacy_lp(toks, 0),
+                          "finish_reason": "stop"}
+            return self._send_json(200, {**base, "object": "chat.completion" if chat
+                                         else "text_completion", "choices": [choice],
+                                         "usage": usage})
+        self._start_stream()
+        kind = "chat.completion.chunk" if chat else "text_completion"
+        at = 0
+        for i, tok in enumerate(toks):
+            if chat:
+                delta = {"content": tok[0], **({"role": "assistant"} if i == 0 else {})}
+                ch = {"index": 0, "delta": delta, "logprobs": chat_lp([tok]),
+                      "finish_reason": None}
+            else:
+                ch = {"index": 0, "text": tok[0], "logprobs": legacy_lp([tok], at),
+                      "finish_reason": None}
+            at += len(tok[0])
+            self._event({**base, "object": kind, "choices": [ch], "usage": None})
+        fin = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"} if chat \
+            else {"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}
+        self._event({**base, "object": kind, "choices": [fin], "usage": None})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            self._event({**base, "object": kind, "choices": [], "usage": usage})
+        self._event(b"[DONE]")
+        self._end_stream()
 
     def _embeddings(self, model, body):
         inputs = body.get("input")
@@ -344,6 +416,33 @@ def _last_text(body: dict, chat: bool) -> str:
                 return " ".join(p.get("text", "") for p in c if p.get("type") == "text")
             return c or ""
     return ""
+
+
+def _strict_problem(body: dict):
+    """What OpenAI itself would reject in ``body`` (the checks ``strict`` makes), or None."""
+    for key in ("n", "stream", "echo", "stream_options"):
+        if key in body and body[key] is None:
+            return f"None is not of type 'boolean' or 'integer' - '{key}'"
+    msgs = body.get("messages") or []
+    for i, m in enumerate(msgs):
+        ids = [c.get("id") for c in m.get("tool_calls") or ()] if m.get("role") == "assistant" \
+            else []
+        answered = set()
+        for follower in msgs[i + 1:]:
+            if follower.get("role") != "tool":
+                break
+            answered.add(follower.get("tool_call_id"))
+        missing = [x for x in ids if x not in answered]
+        if missing:
+            return ("An assistant message with 'tool_calls' must be followed by tool messages "
+                    "responding to each 'tool_call_id'. The following tool_call_ids did not "
+                    f"have response messages: {', '.join(map(str, missing))}")
+        if m.get("role") == "tool" and (i == 0 or not any(
+                c.get("id") == m.get("tool_call_id")
+                for prev in msgs[:i] for c in prev.get("tool_calls") or ())):
+            return ("Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'.")
+    return None
 
 
 class UpstreamServer(LoopbackServer):

@@ -74,21 +74,39 @@ def messages(msgs: list[MessageIn]) -> list[Message]:
 
     Ollama's tool calls carry no id and its tool results name the tool, not the
     call; ids are made up here and tool results linked to the call they answer,
-    so backends that require ids (OpenAI's format) accept the history.
+    so backends that require ids (OpenAI's format) accept the history. Some
+    clients (Roo Code's Ollama provider) send tool results as ``user`` messages
+    right after the assistant's id-less calls, one per call in call order:
+    those become ``tool`` messages answering those calls (their images, which a
+    tool message cannot hold, follow the results as one ``user`` message).
     """
-    out, pending = [], []
+    out, pending, results_as_user, held = [], [], False, []
     for i, m in enumerate(msgs):
         calls = [ToolCall(id=c.id or f"call_{i}_{j}", name=c.function.name,
                           arguments=_arguments_json(c.function.arguments))
                  for j, c in enumerate(m.tool_calls or ())]
-        if m.role == "assistant":
-            pending = list(calls)
-        call_id = None
-        if m.role == "tool":
-            call_id = m.tool_call_id or _claim(pending, m.tool_name)
-        out.append(Message(role=m.role, content=_content(m.content or "", m.images,
-                                                          f"messages[{i}].images"),
-                           tool_calls=calls, tool_call_id=call_id))
+        content = _content(m.content or "", m.images, f"messages[{i}].images")
+        role, call_id = m.role, None
+        if role == "user" and results_as_user and pending:
+            role, call_id = "tool", pending.pop(0).id
+            if isinstance(content, list):
+                held += [p for p in content if isinstance(p, ImagePart)]
+                content = m.content or ""
+        else:
+            if held:
+                out.append(Message(role="user", content=held))
+                held = []
+            if role == "assistant":
+                pending = list(calls)
+                results_as_user = bool(calls) and all(c.id is None for c in m.tool_calls or ())
+            elif role == "tool":
+                call_id = m.tool_call_id or _claim(pending, m.tool_name)
+                results_as_user = False  # the client sends real tool messages
+            else:
+                results_as_user = False
+        out.append(Message(role=role, content=content, tool_calls=calls, tool_call_id=call_id))
+    if held:
+        out.append(Message(role="user", content=held))
     return out
 
 

@@ -63,9 +63,12 @@ def capabilities(m: ModelInfo) -> list[str]:
 
 
 def _typed(value: Any) -> Any:
-    """GGUF metadata values arrive as strings; numbers become numbers again."""
+    """GGUF metadata values arrive as strings; booleans and numbers become JSON booleans
+    and numbers again (as Ollama's ``model_info`` has them)."""
     if not isinstance(value, str):
         return value
+    if value in ("true", "false"):
+        return value == "true"
     try:
         return int(value)
     except ValueError:

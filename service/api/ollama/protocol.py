@@ -1,7 +1,7 @@
 """Ollama wire models (requests), validated with pydantic.
 
 Fields Ollama accepts but the gateway has no use for (``keep_alive``,
-``context``, ``template``, ``truncate``, unknown ``options`` such as
+``context``, ``template``, unknown ``options`` such as
 ``mirostat``) are accepted and ignored, as Ollama ignores what a model
 cannot use. :func:`parse` is the OpenAI family's validator: the first problem
 becomes a 400 naming the field.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..openai.protocol import parse  # one validator for every family
 
@@ -63,6 +63,11 @@ class MessageIn(_Wire):
     tool_name: Optional[str] = None
     tool_call_id: Optional[str] = None
     thinking: Optional[str] = None
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role_any_case(cls, v):
+        return v.lower() if isinstance(v, str) else v  # Ollama reads "USER" as "user"
 
 
 class FunctionDefIn(_Wire):

@@ -102,12 +102,13 @@ def _ndjson(stream: ChunkStream, enc: convert.StreamEncoder,
 
 
 # ---- embeddings ---------------------------------------------------------------------
-def _embed(model: str, inputs: list[str], body: dict, dimensions=None):
+def _embed(model: str, inputs: list[str], body: dict, dimensions=None, truncate=True):
     """Route and run one embedding request; ``None`` vectors for an empty input."""
     gw = get_gateway()
     record = current_record()
     req = EmbeddingRequest(model=models.canonical_name(gw.router, model), inputs=inputs,
-                           dimensions=dimensions, raw=body, raw_family="ollama")
+                           dimensions=dimensions, truncate=truncate, raw=body,
+                           raw_family="ollama")
     if not inputs:  # Ollama loads the model and answers with no vectors
         gw.dispatch.resolve(req, record)
         return None
@@ -120,7 +121,7 @@ def _embed(model: str, inputs: list[str], body: dict, dimensions=None):
 def embed():
     body = read_json()
     w = parse(EmbedRequest, body)
-    result = _embed(w.model, w.inputs(), body, w.dimensions)
+    result = _embed(w.model, w.inputs(), body, w.dimensions, w.truncate)
     out = {"model": w.model, "embeddings": result.vectors if result else []}
     out.update(total_duration=_elapsed_ns(current_record()), load_duration=0,
                prompt_eval_count=result.prompt_tokens if result else 0)

@@ -17,7 +17,7 @@ import orjson
 from ...core import errors
 from ...core.types import (
     Chunk, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ImagePart, Message,
-    TextPart, Tool, ToolCall, Usage,
+    ModelInfo, TextPart, TokenLogprob, Tool, ToolCall, Usage,
 )
 from .protocol import (
     ChatCompletionRequest, CompletionRequest, EmbeddingRequestIn, ImagePartIn, MessageIn,
@@ -150,10 +150,21 @@ def embeddings_response(emb: Embeddings, encoding_format: str) -> dict:
 
 # ---- responses ------------------------------------------------------------------
 def usage_dict(u: Optional[Usage]) -> Optional[dict]:
+    """OpenAI's usage object; ``prompt_tokens_details`` / ``completion_tokens_details``
+    when known (an upstream's, relayed; ``cached_tokens`` also from the local KV cache)."""
     if u is None:
         return None
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-            "total_tokens": u.total_tokens}
+    out: dict[str, Any] = {"prompt_tokens": u.prompt_tokens,
+                           "completion_tokens": u.completion_tokens,
+                           "total_tokens": u.total_tokens}
+    prompt_details = u.prompt_details
+    if u.cached_tokens is not None:
+        prompt_details = {**(prompt_details or {}), "cached_tokens": u.cached_tokens}
+    if prompt_details is not None:
+        out["prompt_tokens_details"] = prompt_details
+    if u.completion_details is not None:
+        out["completion_tokens_details"] = u.completion_details
+    return out
 
 
 def _tool_calls(calls: list[ToolCall]) -> list[dict]:
@@ -161,25 +172,62 @@ def _tool_calls(calls: list[ToolCall]) -> list[dict]:
             for c in calls]
 
 
+def _fingerprinted(out: dict, fingerprint: Optional[str]) -> dict:
+    if fingerprint is not None:
+        out["system_fingerprint"] = fingerprint
+    return out
+
+
 def chat_response(gen: Generation) -> dict:
     choices = []
     for c in gen.choices:
         msg: dict[str, Any] = {"role": "assistant",
-                               "content": c.text if (c.text or not c.tool_calls) else None}
+                               "content": c.text if (c.text or not c.tool_calls) else None,
+                               "refusal": None}
         if c.reasoning:
             msg["reasoning_content"] = c.reasoning
         if c.tool_calls:
             msg["tool_calls"] = _tool_calls(c.tool_calls)
-        choices.append({"index": c.index, "message": msg, "logprobs": None,
-                        "finish_reason": c.finish_reason})
-    return {"id": _chat_id(gen.id), "object": "chat.completion", "created": gen.created,
-            "model": gen.model, "choices": choices, "usage": usage_dict(gen.usage)}
+        choices.append({"index": c.index, "message": msg,
+                        "logprobs": chat_logprobs(c.logprobs), "finish_reason": c.finish_reason})
+    return _fingerprinted(
+        {"id": _chat_id(gen.id), "object": "chat.completion", "created": gen.created,
+         "model": gen.model, "choices": choices, "usage": usage_dict(gen.usage)},
+        gen.system_fingerprint)
 
 
-def _logprobs_legacy(lps: Optional[list[float]]) -> Optional[dict]:
-    if lps is None:
+def _lp(x: float) -> float:
+    return round(x, 6) if math.isfinite(x) else -9999.0  # JSON has no -inf
+
+
+def _entry(e: TokenLogprob, with_top: bool) -> dict:
+    out: dict[str, Any] = {"token": e.token, "logprob": _lp(e.logprob), "bytes": e.bytes}
+    if with_top:
+        out["top_logprobs"] = [_entry(t, False) for t in e.top]
+    return out
+
+
+def chat_logprobs(entries: Optional[list[TokenLogprob]]) -> Optional[dict]:
+    """Chat's ``logprobs`` object: one entry per token with its alternatives."""
+    if entries is None:
         return None
-    return {"token_logprobs": [round(x, 6) if math.isfinite(x) else -9999.0 for x in lps]}
+    return {"content": [_entry(e, True) for e in entries], "refusal": None}
+
+
+def legacy_logprobs(entries: Optional[list[TokenLogprob]],
+                    lps: Optional[list[float]]) -> Optional[dict]:
+    """Completions' ``logprobs``: parallel lists; ``text_offset`` only when every offset is
+    known, ``top_logprobs`` only when alternatives were reported."""
+    if entries is None:
+        return None if lps is None else {"token_logprobs": [_lp(x) for x in lps]}
+    out: dict[str, Any] = {"tokens": [e.token for e in entries],
+                           "token_logprobs": [_lp(e.logprob) for e in entries],
+                           "top_logprobs": None}
+    if any(e.top for e in entries):
+        out["top_logprobs"] = [{t.token: _lp(t.logprob) for t in e.top} for e in entries]
+    if all(e.text_offset is not None for e in entries):
+        out["text_offset"] = [e.text_offset for e in entries]
+    return out
 
 
 def completion_response(gens: list[Generation]) -> dict:
@@ -187,14 +235,18 @@ def completion_response(gens: list[Generation]) -> dict:
     for gen in gens:
         for c in gen.choices:
             choices.append({"text": c.text, "index": len(choices),
-                            "logprobs": _logprobs_legacy(c.token_logprobs),
+                            "logprobs": legacy_logprobs(c.logprobs, c.token_logprobs),
                             "finish_reason": c.finish_reason})
         if gen.usage:
             usage.prompt_tokens += gen.usage.prompt_tokens
             usage.completion_tokens += gen.usage.completion_tokens
     first = gens[0]
-    return {"id": _cmpl_id(first.id), "object": "text_completion", "created": first.created,
-            "model": first.model, "choices": choices, "usage": usage_dict(usage)}
+    if len(gens) == 1:
+        usage = first.usage or usage  # with its details
+    return _fingerprinted(
+        {"id": _cmpl_id(first.id), "object": "text_completion", "created": first.created,
+         "model": first.model, "choices": choices, "usage": usage_dict(usage)},
+        first.system_fingerprint)
 
 
 def _chat_id(i: str) -> str:
@@ -218,16 +270,21 @@ class StreamEncoder:
         self._started: set[int] = set()
         self._finished: set[int] = set()
         self.usage: Optional[Usage] = None
+        self.fingerprint: Optional[str] = None
 
     def _wrap(self, choices: list, **extra) -> dict:
         out = {"id": self.id, "object": self.object, "created": self.created, "model": self.model,
                "choices": choices}
+        if self.include_usage:
+            out["usage"] = None  # the spec's form for every chunk before the usage chunk
         out.update(extra)
-        return out
+        return _fingerprinted(out, self.fingerprint)
 
     def encode(self, chunk: Chunk) -> list[dict]:
         if chunk.usage is not None:
             self.usage = chunk.usage
+        if chunk.system_fingerprint is not None:
+            self.fingerprint = chunk.system_fingerprint
         if chunk.index < 0:
             return []
         i = chunk.index
@@ -235,10 +292,11 @@ class StreamEncoder:
             self._finished.add(i)
         if self.kind != "chat":
             self._started.add(i)
-            if not chunk.text and not chunk.finish_reason:
+            if not chunk.text and not chunk.finish_reason and not chunk.logprobs:
                 return []
             return [self._wrap([{"text": chunk.text, "index": i,
-                                 "logprobs": _logprobs_legacy(chunk.token_logprobs),
+                                 "logprobs": legacy_logprobs(chunk.logprobs,
+                                                             chunk.token_logprobs),
                                  "finish_reason": chunk.finish_reason}])]
         delta: dict[str, Any] = {}
         if i not in self._started:
@@ -262,11 +320,12 @@ class StreamEncoder:
                 d["function"] = fn
                 tcs.append(d)
             delta["tool_calls"] = tcs
-        if not delta and not chunk.finish_reason:
+        if not delta and not chunk.finish_reason and not chunk.logprobs:
             return []
         if "role" in delta and "content" not in delta and not chunk.tool_calls:
             delta["content"] = ""
-        return [self._wrap([{"index": i, "delta": delta, "logprobs": None,
+        return [self._wrap([{"index": i, "delta": delta,
+                             "logprobs": chat_logprobs(chunk.logprobs),
                              "finish_reason": chunk.finish_reason}])]
 
     def closing(self) -> list[dict]:
@@ -276,6 +335,33 @@ class StreamEncoder:
         if self.include_usage:
             return [self._wrap([], usage=usage_dict(self.usage or Usage()))]
         return []
+
+
+# Roo Code reserves this share of the context for output (its getModelMaxOutputTokens);
+# a larger max_output_tokens would be sent as max_tokens and overflow the context.
+OUTPUT_SHARE = 0.2
+
+
+def litellm_model_info(m: ModelInfo) -> dict:
+    """One entry of LiteLLM's ``/v1/model/info`` from what the catalog knows.
+
+    Prices are 0 (the gateway knows none); ``max_output_tokens`` is a fifth of the
+    context (Roo's own reservation), null when the context is unknown.
+    """
+    ctx = m.context_length
+    out_tokens = math.ceil(ctx * OUTPUT_SHARE) if ctx else None
+    return {"model_name": m.id,
+            "litellm_params": {"model": f"{m.provider}/{m.id}"},
+            "model_info": {
+                "id": m.id, "key": m.id, "litellm_provider": m.provider,
+                "mode": "chat", "max_tokens": out_tokens, "max_input_tokens": ctx,
+                "max_output_tokens": out_tokens,
+                "input_cost_per_token": 0.0, "output_cost_per_token": 0.0,
+                "supports_vision": m.supports_vision,
+                "supports_function_calling": m.supports_tools,
+                "supports_tool_choice": m.supports_tools,
+                "supports_prompt_caching": False,
+                "supports_embedding": m.supports_embeddings}}
 
 
 def error_body(exc: errors.GatewayError) -> dict:

@@ -7,9 +7,9 @@ chat and completion requests. Unknown fields are allowed and kept
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ...core import errors
 
@@ -82,7 +82,7 @@ class ResponseFormatIn(_Wire):
 
 
 class StreamOptionsIn(_Wire):
-    include_usage: bool = False
+    include_usage: Optional[bool] = False
 
 
 class SamplingFields(_Wire):
@@ -102,6 +102,18 @@ class SamplingFields(_Wire):
     user: Optional[str] = None
     stream: bool = False
     stream_options: Optional[StreamOptionsIn] = None
+
+    # OpenAI's OpenAPI document marks these nullable with a non-null default: null is the
+    # default. (Its other nullable fields are Optional here already.)
+    NULL_MEANS_DEFAULT: ClassVar[tuple[str, ...]] = ("n", "stream")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_to_defaults(cls, data):
+        if isinstance(data, dict) and any(data.get(n, 0) is None for n in cls.NULL_MEANS_DEFAULT):
+            data = {k: v for k, v in data.items()
+                    if not (v is None and k in cls.NULL_MEANS_DEFAULT)}
+        return data
 
     @field_validator("stop")
     @classmethod
@@ -133,6 +145,15 @@ class CompletionRequest(SamplingFields):
     echo: bool = False
     logprobs: Optional[int] = Field(None, ge=0, le=5)
     best_of: Optional[int] = Field(None, ge=1)
+
+    NULL_MEANS_DEFAULT: ClassVar[tuple[str, ...]] = ("n", "stream", "echo")
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _null_prompt(cls, v):
+        # null is OpenAI's default prompt: a new document (the local model starts from
+        # its BOS/EOS token; an upstream gets "").
+        return "" if v is None else v
 
 
 class EmbeddingRequestIn(_Wire):

@@ -79,6 +79,13 @@ def get_model(model_id: str):
     return json_response(_model(info))
 
 
+@bp.get("/model/info")
+def model_info():
+    """LiteLLM's model list with details (Roo Code's LiteLLM provider sizes prompts by it)."""
+    models = get_gateway().router.list_models()
+    return json_response({"data": [convert.litellm_model_info(m) for m in models]})
+
+
 def _model(m) -> dict:
     out = {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
     if m.context_length:

@@ -61,8 +61,10 @@ class LocalEmbedder:
         return self._ensure_loaded().n_embd()
 
     def embed(self, inputs: list[str] | list[list[int]], model: str,
-              dimensions: Optional[int] = None) -> tuple[list[list[float]], int]:
-        """One normalised vector per input, and the number of tokens read."""
+              dimensions: Optional[int] = None,
+              truncate: bool = False) -> tuple[list[list[float]], int]:
+        """One normalised vector per input, and the number of tokens read; with
+        ``truncate`` an input longer than the context is cut to it (else a 400)."""
         llama = self._ensure_loaded()
         if dimensions is not None and dimensions != llama.n_embd():
             raise errors.UnsupportedFeature(
@@ -75,7 +77,8 @@ class LocalEmbedder:
             # One input per decode: batching mixes sequences and changes the last bits,
             # and identical inputs must give identical vectors.
             for text in texts:
-                vector, n = llama.embed(text, normalize=True, truncate=False, return_count=True)
+                vector, n = llama.embed(text, normalize=True, truncate=truncate,
+                                        return_count=True)
                 vectors.append(vector)
                 count += n
         except ValueError as exc:  # an input longer than the context

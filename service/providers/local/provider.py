@@ -331,7 +331,8 @@ class LocalProvider(Provider):
                 stops = (list(request.stop) if grammar is None else []) + p.stops
                 return TokenRun(llama, p.tokens, max_tokens=max_tokens, stop=stops,
                                 sampling=_sampling(request, seed), grammar=grammar,
-                                want_logprobs=want_logprobs, dry=grammar is not None,
+                                want_logprobs=want_logprobs,
+                                top_logprobs=request.logprobs or 0, dry=grammar is not None,
                                 cancelled=cancelled, reuse_prompt=request.cache_prompt)
 
             if p.lazy_grammar is not None:
@@ -348,7 +349,9 @@ class LocalProvider(Provider):
             llama = self._ensure_loaded()
             choices, usage = [], Usage()
             for i, p, run in self._runs(llama, request, cancelled=disconnected):
-                choice = Choice(index=i, token_logprobs=[] if request.logprobs is not None else None)
+                want = request.logprobs is not None
+                choice = Choice(index=i, token_logprobs=[] if want else None,
+                                logprobs=[] if want else None)
                 for chunk in _choice_chunks(i, p, run, request):
                     _merge(choice, chunk)
                     if disconnected is not None and disconnected():
@@ -358,7 +361,8 @@ class LocalProvider(Provider):
                 usage.prompt_tokens = len(p.tokens)
                 usage.completion_tokens += run.completion_tokens
                 _note_reuse(usage, run)
-            return Generation(model=request.model, choices=choices, usage=usage, provider=self.name)
+            return Generation(model=request.model, choices=choices, usage=usage, provider=self.name,
+                              system_fingerprint=self.fingerprint())
         finally:
             self.gate.release()
 
@@ -384,17 +388,27 @@ class LocalProvider(Provider):
 
     def _chunks(self, first, runs, request: GenerationRequest,
                 count: "_RunningCount") -> Iterator[Chunk]:
+        fingerprint = self.fingerprint()
         for i, p, run in _chain(first, runs):
             count.run = run
             for chunk in _choice_chunks(i, p, run, request):
                 count.note_reuse(run)  # known from the first token on
+                chunk.system_fingerprint = fingerprint
                 yield chunk
             count.finished(run)
-        yield Chunk(index=-1, usage=count.usage())
+        yield Chunk(index=-1, usage=count.usage(), system_fingerprint=fingerprint)
+
+    def fingerprint(self) -> str:
+        """OpenAI's ``system_fingerprint``: changes with the model file, llama.cpp's build
+        and the served context, the things that change answers for the same seed."""
+        build = importlib.metadata.version("llama_cpp_python")
+        key = f"{self.list_models()[0].digest}:{build}:{self.settings.local_n_ctx}"
+        return "fp_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
     # ---- embeddings -----------------------------------------------------------
     def embed(self, request: EmbeddingRequest) -> Embeddings:
-        vectors, count = self.embedder.embed(request.inputs, request.model, request.dimensions)
+        vectors, count = self.embedder.embed(request.inputs, request.model, request.dimensions,
+                                             truncate=request.truncate)
         return Embeddings(model=request.model, vectors=vectors, prompt_tokens=count,
                           provider=self.name)
 
@@ -423,14 +437,19 @@ def _choice_chunks(i: int, p: _Prepared, run, request: GenerationRequest) -> Ite
     if p.suffix:
         pieces = fim.SuffixGuard(p.suffix).wrap(pieces)
     parser = tool_calls.ToolCallParser() if p.plan is not None else None
+    offset = len(p.echo)  # text_offset: where each token starts in the choice's text
     for piece in pieces:
-        logprobs = piece.logprobs if lp else None
+        entries = piece.logprobs if lp else None
+        for e in entries or ():
+            e.text_offset, offset = offset, offset + len(e.token)
+        values = [e.logprob for e in entries] if entries is not None else None
         if parser is None:
-            yield Chunk(index=i, text=piece.text, token_logprobs=logprobs)
+            yield Chunk(index=i, text=piece.text, token_logprobs=values, logprobs=entries)
             continue
         text, deltas = parser.feed(piece.text)
-        if text or deltas or logprobs:
-            yield Chunk(index=i, text=text, tool_calls=deltas, token_logprobs=logprobs)
+        if text or deltas or entries:
+            yield Chunk(index=i, text=text, tool_calls=deltas, token_logprobs=values,
+                        logprobs=entries)
     finish = run.finish_reason
     if parser is not None:
         rest = parser.finish()
@@ -453,6 +472,8 @@ def _merge(choice: Choice, chunk: Chunk) -> None:
         choice.tool_calls[d.index].arguments += d.arguments
     if chunk.token_logprobs and choice.token_logprobs is not None:
         choice.token_logprobs.extend(chunk.token_logprobs)
+    if chunk.logprobs and choice.logprobs is not None:
+        choice.logprobs.extend(chunk.logprobs)
     if chunk.finish_reason:
         choice.finish_reason = chunk.finish_reason
 

@@ -159,7 +159,9 @@ def test_roo_sequence_against_upstream(upstream_gateway):
     history = sent["messages"][2]
     assert history["tool_calls"][0]["id"]  # an id made up for Ollama's id-less calls
     assert json.loads(history["tool_calls"][0]["function"]["arguments"])["city"] == "Paris"
-    assert sent["messages"][3] == {"role": "user", "content": "[get_weather] Result: 21 degrees"}
+    # Roo's tool result (sent as a user message) answers that call (tests/api/ollama/test_roo_fields.py)
+    assert sent["messages"][3] == {"role": "tool", "content": "[get_weather] Result: 21 degrees",
+                                   "tool_call_id": history["tool_calls"][0]["id"]}
 
 
 def test_errors_in_ollama_shape(upstream_gateway):
