@@ -151,9 +151,10 @@ def test_roo_sequence_against_upstream(upstream_gateway):
     assert r.headers["Content-Type"] == "application/x-ndjson"
     lines = ndjson(r)
     assert all("message" in ln for ln in lines)
-    calls = [tc for ln in lines for tc in ln["message"].get("tool_calls", [])]
-    assert calls[0]["function"]["arguments"] == {"city": "Paris", "unit": "celsius"}
-    assert lines[-1]["done"] is True and lines[-1]["eval_count"] == 10
+    # the stand-in answers a tool result with text (tests/support/upstream.py, model "tools")
+    text = "".join(ln["message"].get("content", "") for ln in lines)
+    assert text == "echo: [get_weather] Result: 21 degrees"
+    assert lines[-1]["done"] is True and lines[-1]["eval_count"] > 0
     sent = up.state.bodies[-1]
     assert sent["temperature"] == 0 and sent["tools"][0]["function"]["name"] == "get_weather"
     history = sent["messages"][2]
