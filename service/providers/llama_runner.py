@@ -15,7 +15,6 @@ from __future__ import annotations
 import codecs
 import ctypes
 import ctypes.util
-import logging
 import threading
 import time
 from contextlib import contextmanager
@@ -66,7 +65,7 @@ class AbortSwitch:
         self._callback = ctypes.cast(ctypes.CDLL(libc).atoi, llama_cpp.ggml_abort_callback)
         llama_cpp.llama_set_abort_callback(ctx, self._callback,
                                            ctypes.cast(self._flag, ctypes.c_void_p))
-        _fix_llama_log_levels()  # each abort logs a warning; verbose=False prints errors only
+        _quiet_aborts()
 
     @property
     def available(self) -> bool:
@@ -85,9 +84,11 @@ class AbortSwitch:
         watcher = threading.Thread(target=self._watch, args=(run, cancelled, stop),
                                    name="llama-abort", daemon=True)
         watcher.start()
+        _armed_here.switch = self
         try:
             yield
         finally:
+            _armed_here.switch = None
             stop.set()
             with self._lock:
                 self._armed = None
@@ -209,17 +210,29 @@ class DryPenalty:
         return logits
 
 
-def _fix_llama_log_levels() -> None:
-    """llama-cpp-python 0.3 maps ggml's log levels by an older enum (WARN=3 printed as ERROR);
-    ggml's is NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5."""
-    try:
-        from llama_cpp import _logger
-    except ImportError:  # a later llama-cpp-python without that private module
+_armed_here = threading.local()  # the AbortSwitch armed by this thread's run, if any
+_log_filter = None
+
+
+def _quiet_aborts() -> None:
+    """Keep llama.cpp's report of a deliberate abort (a warning and three error lines per
+    aborted evaluation, from the thread that called it) off stderr; everything else goes
+    to llama-cpp-python's own log callback as before."""
+    global _log_filter
+    if _log_filter is not None:
         return
-    levels = getattr(_logger, "GGML_LOG_LEVEL_TO_LOGGING_LEVEL", None)
-    if isinstance(levels, dict):
-        levels.update({0: logging.CRITICAL, 1: logging.DEBUG, 2: logging.INFO,
-                       3: logging.WARNING, 4: logging.ERROR, 5: logging.DEBUG})
+    from llama_cpp import _logger
+
+    forward = _logger.llama_log_callback
+
+    @llama_cpp.llama_log_callback
+    def log_filter(level, text, user_data):
+        switch = getattr(_armed_here, "switch", None)
+        if switch is None or not switch.tripped:
+            forward(level, text, user_data)
+
+    _log_filter = log_filter  # llama.cpp keeps only the pointer
+    llama_cpp.llama_log_set(log_filter, ctypes.c_void_p(0))
 
 
 class TokenRun:

@@ -9,6 +9,8 @@ prefix it leaves behind is sound for the next request.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
@@ -65,6 +67,30 @@ def _run(llama, tokens, cancel=None, abort=None, reuse=True, max_tokens=8) -> tu
     return "".join(p.text for p in run), run
 
 
+@contextmanager
+def _superseded_at_eval(llama, switch: AbortSwitch,
+                        nth: int) -> Iterator[tuple[list[int], threading.Event]]:
+    """Wrap ``llama.eval``: as its ``nth`` call starts, a newer request cancels the run, and
+    the call goes on only once the watcher has raised llama.cpp's abort flag, so that
+    llama.cpp is told to stop before that batch is done. Yields the batch sizes evaluated
+    and the run's cancel event."""
+    evaluate, calls = llama.eval, []
+
+    def eval_superseded(batch):
+        calls.append(len(batch))
+        if len(calls) == nth:
+            cancel.set()
+            assert _wait(lambda: switch.tripped), "the watcher never saw the cancel"
+        return evaluate(batch)
+
+    cancel = threading.Event()
+    llama.eval = eval_superseded
+    try:
+        yield calls, cancel
+    finally:
+        del llama.eval
+
+
 def test_prompt_evaluation_stops_inside_llama_cpp_and_leaves_a_sound_cache(llama, monkeypatch):
     switch = AbortSwitch(llama)
     assert switch.available
@@ -74,28 +100,14 @@ def test_prompt_evaluation_stops_inside_llama_cpp_and_leaves_a_sound_cache(llama
     short = llama.tokenize(b"def square(x):\n    return", add_bos=False)
     expected, _ = _run(llama, short, reuse=False)
 
-    cancel = threading.Event()
-    evaluate, started = llama.eval, []
-
-    def eval_superseded(batch):
-        # The newer request arrives as this evaluation starts: llama.cpp is told to stop
-        # (the flag is up) before the batch is done, and gives up between two graph nodes.
-        started.append(len(batch))
-        cancel.set()
-        assert _wait(lambda: switch.tripped), "the watcher never saw the cancel"
-        return evaluate(batch)
-
-    llama.eval = eval_superseded
-    try:
+    with _superseded_at_eval(llama, switch, 1) as (calls, cancel):
         text, run = _run(llama, tokens, cancel=cancel, abort=switch, reuse=False)
-    finally:
-        del llama.eval
-    assert len(started) == 1  # it was inside the one evaluation of the prompt
+    assert len(calls) == 1  # it was inside the one evaluation of the prompt
     assert (text, run.finish_reason, run.completion_tokens) == ("", "cancelled", 0)
     assert switch.aborts == 1
     assert llama.n_tokens == 0  # the unfinished batch is not left in the KV cache as evaluated
 
-    # The switch is off again, and the model answers as a fresh one would, reusing a prefix.
+    # The switch is off again, and the model answers as a fresh one would.
     again, _ = _run(llama, short, cancel=threading.Event(), abort=switch)
     assert again == expected
     assert switch.aborts == 1
@@ -105,29 +117,14 @@ def test_a_finished_prefix_survives_the_abort_for_the_next_request(llama, monkey
     switch = AbortSwitch(llama)
     tokens = llama.tokenize(LONG.encode(), add_bos=False)
     monkeypatch.setattr(llama_runner, "PREFILL_STEP", 256)
-    cancel = threading.Event()
-    evaluate, calls = llama.eval, []
-
-    def eval_cut_in_the_third(batch):
-        calls.append(len(batch))
-        if len(calls) == 3:
-            cancel.set()
-            assert _wait(lambda: switch.tripped)
-        return evaluate(batch)
-
-    llama.eval = eval_cut_in_the_third
-    try:
+    with _superseded_at_eval(llama, switch, 3) as (calls, cancel):
         _, run = _run(llama, tokens, cancel=cancel, abort=switch, reuse=False)
-    finally:
-        del llama.eval
+    assert calls == [256, 256, 256]
     assert run.finish_reason == "cancelled" and switch.aborts == 1
     assert llama.n_tokens == 512  # two batches evaluated and kept, the third dropped
-    _, newer = _run(llama, tokens + short_tail(llama), max_tokens=1)
-    assert newer.cached_tokens == 512
-
-
-def short_tail(llama) -> list[int]:
-    return llama.tokenize(b"def g(x):\n    return", add_bos=False)
+    tail = llama.tokenize(b"def g(x):\n    return", add_bos=False)
+    _, newer = _run(llama, tokens + tail, max_tokens=1)
+    assert newer.cached_tokens == 512  # the next request starts from them
 
 
 def _wait(done, timeout: float = 30) -> bool:
