@@ -7,7 +7,7 @@ suggestions. For every request, in the same run, it records:
 - the client's round trip (``requests`` → response parsed),
 - the server's ``processing_time`` (request arrival → response body built),
 - the model's time: the provider's ``stream()`` call, every chunk pulled from
-  it and its ``close()``, measured by wrapping the provider's method.
+  it and its ``close()`` (:mod:`benchmarks.model_clock`).
 
 It prints p50/p95 of each and the share of time spent outside the model
 (``1 - model / processing_time``, and for the whole round trip). Ratios, not
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.model_clock import ModelClock, pct  # noqa: E402
 from service import create_app  # noqa: E402
 from service.settings import load_settings  # noqa: E402
 from tests.conftest import serve  # noqa: E402
@@ -47,49 +47,6 @@ BODIES = [
 ]
 
 
-class ModelClock:
-    """Wraps a provider's ``stream`` and adds up the time spent inside it per thread."""
-
-    def __init__(self, provider):
-        self._stream = provider.stream
-        self._local = threading.local()
-        self.samples: list[tuple[float, int]] = []  # (seconds in the model, tokens)
-        provider.stream = self.stream
-
-    def stream(self, request):
-        start = time.perf_counter()
-        inner = self._stream(request)
-        spent = [time.perf_counter() - start]
-        tokens = [0]
-        clock = self
-
-        class Timed:
-            def __iter__(self):
-                return self
-
-            def __next__(self):
-                t = time.perf_counter()
-                try:
-                    chunk = next(inner)
-                finally:
-                    spent[0] += time.perf_counter() - t
-                tokens[0] += len(chunk.token_logprobs or ())
-                return chunk
-
-            def close(self):
-                t = time.perf_counter()
-                inner.close()
-                spent[0] += time.perf_counter() - t
-                clock.samples.append((spent[0], tokens[0]))
-
-        return Timed()
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=40)
@@ -98,7 +55,8 @@ def main() -> None:
     args = ap.parse_args()
 
     app = create_app(load_settings(log_level="warning", local_n_threads=args.threads,
-                                   helios_rate_limit_per_second=0))
+                                   helios_rate_limit_per_second=0,
+                                   helios_cache_entries=0))  # every request runs the model
     provider = app.extensions["gateway"].router.by_name("local")
     clock = ModelClock(provider)
     rows = []
@@ -106,13 +64,14 @@ def main() -> None:
         for i in range(args.requests + 4):
             body = dict(BODIES[i % len(BODIES)], max_tokens=args.max_tokens, temperature=0)
             start = time.perf_counter()
-            r = http.post(url + "/complete", json=body, timeout=120)
+            r = http.post(url + "/complete", json=body, timeout=120,
+                          headers={"X-Request-ID": f"latency-{i}"})
             out = r.json()
             rtt = time.perf_counter() - start
             r.raise_for_status()
             if i >= 4:  # the first round warms caches
-                model, tokens = clock.samples[-1]
-                rows.append((rtt, out["processing_time"], model, tokens))
+                e = clock.entries[f"latency-{i}"]
+                rows.append((rtt, out["processing_time"], e.stream_s, e.sampled))
 
     rtt = [r[0] for r in rows]
     proc = [r[1] for r in rows]

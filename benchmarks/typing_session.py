@@ -11,19 +11,32 @@ process: **typing** (completion cache on; ``/complete`` supersedes the older
 request of the same file on the server, and for ``/infill`` the client drops
 the stale request's connection, as llama.vim does) and **plain** (cache and
 supersession off, nothing cancelled: every request runs to its end).
+``--repeat N`` runs each session N times and reports medians.
 
 Per session it prints: requests sent, cancelled, refused (429), served from
 the cache, time to suggestion p50/p95 for cache hits and for model runs (only
 answers that were still current when they arrived: the editor discards the
-rest), and the share of model time spent on requests whose answer was never
-shown (superseded, cancelled or late). Model time is measured by wrapping the
-local provider's ``stream`` (every chunk pulled, and ``close``), per request.
+rest), the model time (how long requests held the local model's lock,
+measured by :mod:`benchmarks.model_clock`) and the share of it that was
+wasted: spent on requests whose answer was never shown (cut short by a newer
+request, or answered after it). Then the issue's goals next to the medians,
+and where the model time of the typing sessions went: per fate (shown, late,
+cut in prompt evaluation, cut in generation, never ran), split into prompt
+evaluation and generation, how soon a superseded run gave the model back, and
+how much of an undelivered run's prompt evaluation the next run reused from
+the KV cache (reported, but still counted as wasted).
 
 Prompt reuse: every model run's prompt is replayed afterwards with
 ``cache_prompt=False`` and its prompt-evaluation time compared with the time
 measured in the session (llama.cpp's KV cache kept the common prefix there).
 
+The issue calls this script ``benchmarks/typing.py``; a script is run with its
+own directory first on ``sys.path``, so a ``benchmarks/typing.py`` would be
+imported as the standard library's ``typing`` by every script in this
+directory (this one included) and break them.
+
     python benchmarks/typing_session.py [--threads 2] [--seed 1] [--max-tokens 32]
+                                        [--repeat 3] [--api complete|infill|both] [--show]
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ import argparse
 import dataclasses
 import http.client
 import json
+import os
 import random
 import socket
 import statistics
@@ -44,6 +58,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.model_clock import Entry, ModelClock, pct  # noqa: E402
 from service import create_app  # noqa: E402
 from service.settings import load_settings  # noqa: E402
 from tests.conftest import serve  # noqa: E402
@@ -196,70 +211,7 @@ class Editor:
             th.join(180)
 
 
-# ---- the model's clock ----------------------------------------------------------------------
-class ModelClock:
-    """Wraps the local provider's ``stream``: model seconds, prompt stats and the request, per id."""
-
-    def __init__(self, provider):
-        self._stream = provider.stream
-        self.provider = provider
-        self.by_rid: dict[str, dict] = {}
-        provider.stream = self.stream
-
-    def stream(self, request):
-        from flask import g
-
-        rid = g.record.request_id
-        start = time.perf_counter()
-        inner = self._stream(request)
-        entry = self.by_rid[rid] = {"seconds": time.perf_counter() - start, "request": request}
-
-        class Timed:
-            def __iter__(self):
-                return self
-
-            def __next__(self):
-                t = time.perf_counter()
-                try:
-                    return next(inner)
-                finally:
-                    entry["seconds"] += time.perf_counter() - t
-
-            def close(self):
-                t = time.perf_counter()
-                inner.close()
-                entry["seconds"] += time.perf_counter() - t
-                u = inner.usage
-                if u is not None:
-                    entry.update(prompt_tokens=u.prompt_tokens, cached=u.cached_tokens,
-                                 prompt_ms=u.prompt_ms)
-
-            @property
-            def usage(self):
-                return inner.usage
-
-        return Timed()
-
-    def cold_prompt_ms(self, request) -> Optional[float]:
-        """The same prompt evaluated from scratch (no KV reuse): time to the first token."""
-        stream = self._stream(dataclasses.replace(request, cache_prompt=False, max_tokens=1,
-                                                  cancel=None))
-        try:
-            for _ in stream:
-                pass
-        finally:
-            stream.close()
-        return stream.usage.prompt_ms if stream.usage else None
-
-
 # ---- one run --------------------------------------------------------------------------------
-def pct(values: list[float], p: float) -> Optional[float]:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def run_session(app, path: str, typing_mode: bool, events: list[Event], max_tokens: int):
     clock = ModelClock(app.extensions["gateway"].router.by_name("local"))
     body_for = complete_body if path == "/complete" else infill_body
@@ -268,7 +220,7 @@ def run_session(app, path: str, typing_mode: bool, events: list[Event], max_toke
         warm = Editor(url, path, False)
         warm.request(body_for("", max_tokens))
         warm.join()
-        clock.by_rid.clear()
+        clock.clear()
         editor = Editor(url, path, client_cancels=typing_mode and path == "/infill")
         for ev in events:
             delay = ev.at - editor.now()
@@ -278,16 +230,69 @@ def run_session(app, path: str, typing_mode: bool, events: list[Event], max_toke
                 editor.request(body_for(ev.text, max_tokens), ev.text)
         editor.join()
         time.sleep(0.3)  # let the server finish closing cancelled runs
-    return editor.sent, clock
+    return editor, clock
 
 
-def summarize(name: str, sent: list[Sent], clock: ModelClock) -> dict:
+#: Where a request's model time went, in the order printed.
+FATES = {
+    "shown": "answered in time (shown)",
+    "late": "answered after a newer request",
+    "gen": "cut during generation",
+    "prompt": "cut during prompt evaluation",
+    "queue": "left the queue, never ran",
+    "early": "cancelled before the model",
+    "cache": "served from the cache",
+}
+
+
+def fate(s: Sent, e: Optional[Entry]) -> str:
+    if s.cache in ("exact", "typed"):
+        return "cache"
+    if s.shown:
+        return "shown"
+    if e is None:
+        return "early"
+    if not e.held:
+        return "queue"
+    if s.status == 200:
+        return "late"
+    return "gen" if e.sampled else "prompt"
+
+
+def summarize(name: str, editor: Editor, clock: ModelClock) -> dict:
+    """One session's figures. Model time is the time a request held the model (the local
+    provider's lock); "wasted" is the share of it spent on requests whose answer was never
+    shown, whatever the reason (cut short, left queued, or answered too late)."""
+    sent = editor.sent
     shown = [s for s in sent if s.shown]
     hits = [s.done - s.sent for s in shown if s.cache in ("exact", "typed")]
     runs = [s.done - s.sent for s in shown if s.cache not in ("exact", "typed")]
-    shown_ids = {s.rid for s in shown}
-    total = sum(e["seconds"] for e in clock.by_rid.values())
-    wasted = sum(e["seconds"] for rid, e in clock.by_rid.items() if rid not in shown_ids)
+    held = sorted((e for e in clock.entries.values() if e.held), key=lambda e: e.order)
+    total = sum(e.held_s for e in held)
+    fates: dict[str, list] = {k: [0, 0.0, 0.0, 0.0] for k in FATES}
+    reused = 0.0     # prompt evaluation of undelivered runs that the next run found cached
+    freed = []       # supersession -> the older run gave the model back
+    next_of = {e.rid: n for e, n in zip(held, held[1:])}
+    for s in sent:
+        e = clock.entries.get(s.rid)
+        f = fates[fate(s, e)]
+        f[0] += 1
+        if e is None or not e.held:
+            continue
+        f[1] += e.held_s
+        f[2] += e.prompt_s
+        f[3] += e.gen_s
+        if s.shown:
+            continue
+        n = next_of.get(e.rid)
+        if n is not None and n.first_past is not None and e.span and e.prompt_evaluated:
+            kept = max(0, min(n.first_past, e.span[1]) - e.span[0])
+            reused += e.prompt_s * min(1.0, kept / e.prompt_evaluated)
+        if s.superseded_at is not None and e.freed is not None:
+            at = editor.t0 + s.superseded_at
+            if e.took is not None and e.took < at < e.freed:
+                freed.append(e.freed - at)
+    wasted = sum(f[1] for k, f in fates.items() if k not in ("shown", "cache"))
     return {
         "name": name, "sent": len(sent),
         "cancelled": sum(1 for s in sent if s.status == 499 or s.cancelled_by_client),
@@ -298,11 +303,112 @@ def summarize(name: str, sent: list[Sent], clock: ModelClock) -> dict:
         "run_p50": pct(runs, 50), "run_p95": pct(runs, 95),
         "all_p50": pct(hits + runs, 50),
         "model_s": total, "wasted": wasted / total if total else 0.0,
+        "fates": fates, "reused_s": reused, "freed": freed,
     }
 
 
+def prompt_reuse(clock: ModelClock, path: str) -> list[tuple]:
+    """Every model run's prompt replayed with ``cache_prompt=False`` (one token, never
+    cancelled): (path, prompt ms in the session, prompt ms cold, prompt tokens, cached)."""
+    out = []
+    for e in list(clock.entries.values()):
+        u = e.usage
+        if u is None or u.prompt_ms is None:
+            continue
+        stream = clock.unwrapped_stream(dataclasses.replace(
+            e.request, cache_prompt=False, max_tokens=1, cancel=None))
+        try:
+            for _ in stream:
+                pass
+        finally:
+            stream.close()
+        cold = stream.spent().prompt_ms
+        if cold is not None:
+            out.append((path, u.prompt_ms, cold, u.prompt_tokens, u.cached_tokens or 0))
+    return out
+
+
+# ---- printing -------------------------------------------------------------------------------
 def ms(x: Optional[float]) -> str:
     return "-" if x is None else f"{x * 1000:.1f}"
+
+
+COLUMNS = (f"{'':18}{'sent':>5}{'cancel':>7}{'429':>5}{'cache':>6}{'shown':>6}"
+           f"{'hit p50':>9}{'hit p95':>9}{'run p50':>9}{'run p95':>9}{'all p50':>9}"
+           f"{'model s':>9}{'wasted':>8}")
+
+
+def row(r: dict) -> str:
+    return (f"{r['name']:18}{r['sent']:5}{r['cancelled']:7}{r['refused']:5}{r['cache']:6}"
+            f"{r['shown']:6}{ms(r['hit_p50']):>9}{ms(r['hit_p95']):>9}{ms(r['run_p50']):>9}"
+            f"{ms(r['run_p95']):>9}{ms(r['all_p50']):>9}{r['model_s']:9.2f}{r['wasted']:8.1%}")
+
+
+def median_row(runs: list[dict]) -> dict:
+    """Each figure's median over repeated runs of one session (None when a run had none)."""
+    out = dict(runs[0])
+    for k, v in runs[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            values = [r[k] for r in runs if r[k] is not None]
+            out[k] = statistics.median(values) if values else None
+    return out
+
+
+#: The issue's goals: (label, figure, limit, unit).
+GOALS = (("time to suggestion p50", "all_p50", 0.200, "ms"),
+         ("wasted model time", "wasted", 0.10, "%"),
+         ("cache hit p50", "hit_p50", 0.005, "ms"))
+
+
+def goal_lines(medians: dict[str, dict], paths: list[str]) -> list[str]:
+    def fmt(v: Optional[float], unit: str) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.1%}" if unit == "%" else f"{v * 1000:.1f} ms"
+
+    lines = [f"{'goal':24}{'limit':>9}" + "".join(
+        f"{p + ' typing':>22}{'plain':>10}" for p in paths)]
+    for label, key, limit, unit in GOALS:
+        cells = []
+        for p in paths:
+            t, b = medians[f"{p} typing"][key], medians[f"{p} plain"][key]
+            verdict = "-" if t is None else ("met" if t <= limit else "NOT met")
+            cells.append(f"{fmt(t, unit):>13} {verdict:>8}{fmt(b, unit):>10}")
+        lines.append(f"{label:24}{'≤ ' + fmt(limit, unit):>9}" + "".join(cells))
+    return lines
+
+
+def breakdown_lines(path: str, runs: list[dict]) -> list[str]:
+    """Where the model time of the typing sessions went, added up over the runs."""
+    total = sum(r["model_s"] for r in runs)
+    lines = [f"  {path} typing, {len(runs)} run(s), {total:.2f} model s:",
+             f"    {'':34}{'requests':>9}{'model s':>9}{'share':>7}{'prompt s':>10}{'gen s':>8}"]
+    for k, label in FATES.items():
+        n, held, prompt, gen = (sum(r["fates"][k][i] for r in runs) for i in range(4))
+        if not n:
+            continue
+        share = f"{held / total:.1%}" if total and k not in ("early", "cache") else ""
+        lines.append(f"    {label:34}{n:9}{held:9.2f}{share:>7}{prompt:10.2f}{gen:8.2f}")
+    freed = [x for r in runs for x in r["freed"]]
+    if freed:
+        lines.append(f"    model given back after a newer request was sent: p50 "
+                     f"{ms(pct(freed, 50))} ms, max {ms(max(freed))} ms ({len(freed)} runs)")
+    reused = sum(r["reused_s"] for r in runs)
+    if total:
+        lines.append(f"    prompt evaluation of undelivered runs that the next run reused "
+                     f"from the KV cache: {reused:.2f} s ({reused / total:.1%} of model time; "
+                     f"still counted as wasted)")
+    return lines
+
+
+def show_line(s: Sent, e: Optional[Entry]) -> str:
+    """One request: its fate, time to answer, text, answer and model time."""
+    line = (f"  {fate(s, e):6} {s.status} {s.cache or '-':5} {(s.done - s.sent) * 1000:7.1f} ms"
+            f"  {s.text[-20:]!r} -> {s.answer[:30]!r}")
+    if e is not None and e.held:
+        line += (f"  [held {ms(e.held_s)} ms: prompt {e.prompt_evaluated} tok from "
+                 f"{e.first_past} in {ms(e.prompt_s)} ms, {e.sampled} tok in {ms(e.gen_s)} ms]")
+    return line
 
 
 def main() -> None:
@@ -310,50 +416,60 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-tokens", type=int, default=32)
-    ap.add_argument("--show", action="store_true", help="print every answer shown")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run every session this many times and report medians")
+    ap.add_argument("--api", choices=("complete", "infill", "both"), default="both")
+    ap.add_argument("--no-reuse", action="store_true",
+                    help="skip the cold replay of every prompt (prompt reuse figures)")
+    ap.add_argument("--show", action="store_true", help="print every answer")
     args = ap.parse_args()
     events = session(args.seed)
-    typed_s = events[-1].at
-    print(f"session: {len(TYPED)} characters typed in {typed_s:.1f} s, "
+    paths = ["/complete", "/infill"] if args.api == "both" else [f"/{args.api}"]
+    print(f"session: {len(TYPED)} characters typed in {events[-1].at:.1f} s, "
           f"{sum(e.request for e in events)} requests, embedded SmolLM2-135M, "
-          f"{args.threads} llama.cpp threads, max_tokens {args.max_tokens}")
+          f"{args.threads} llama.cpp threads, max_tokens {args.max_tokens}, "
+          f"{args.repeat} run(s) of each session")
     base = dict(log_level="warning", local_n_threads=args.threads,
                 helios_rate_limit_per_second=0, rate_limit_per_ip=0)
-    rows, reuse = [], []
-    for path in ("/complete", "/infill"):
-        for typing_mode in (True, False):
-            app = create_app(load_settings(**base, helios_supersede=typing_mode,
-                                           helios_cache_entries=1024 if typing_mode else 0))
-            try:
-                sent, clock = run_session(app, path, typing_mode, events, args.max_tokens)
-                rows.append(summarize(f"{path} {'typing' if typing_mode else 'plain'}",
-                                      sent, clock))
-                if args.show:
-                    for s in sent:
-                        print(f"{path} {typing_mode:d} {s.status} {s.cache or '-':5} "
-                              f"{(s.done - s.sent) * 1000:7.1f} ms  {s.text[-24:]!r} -> "
-                              f"{s.answer[:40]!r}{' (shown)' if s.shown else ''}")
-                if typing_mode:
-                    for e in list(clock.by_rid.values()):
-                        if e.get("prompt_ms") is not None:
-                            cold = clock.cold_prompt_ms(e["request"])
-                            reuse.append((path, e["prompt_ms"], cold, e["prompt_tokens"],
-                                          e.get("cached") or 0))
-            finally:
-                app.extensions["gateway"].close()
+    results: dict[str, list[dict]] = {}
+    reuse: list[tuple] = []
+    print(COLUMNS + f"{'load':>6}")
+    for rep in range(args.repeat):
+        for path in paths:
+            for typing_mode in (True, False):
+                name = f"{path} {'typing' if typing_mode else 'plain'}"
+                app = create_app(load_settings(**base, helios_supersede=typing_mode,
+                                               helios_cache_entries=1024 if typing_mode else 0))
+                try:
+                    editor, clock = run_session(app, path, typing_mode, events, args.max_tokens)
+                    r = summarize(name, editor, clock)
+                    results.setdefault(name, []).append(r)
+                    print(row(r) + f"{os.getloadavg()[0]:6.1f}", flush=True)
+                    if args.show:
+                        for s in editor.sent:
+                            print(show_line(s, clock.entries.get(s.rid)))
+                    if typing_mode and rep == 0 and not args.no_reuse:
+                        reuse += prompt_reuse(clock, path)
+                finally:
+                    app.extensions["gateway"].close()
 
-    head = (f"{'':18}{'sent':>5}{'cancel':>7}{'429':>5}{'cache':>6}{'shown':>6}"
-            f"{'hit p50':>9}{'hit p95':>9}{'run p50':>9}{'run p95':>9}{'all p50':>9}"
-            f"{'model s':>9}{'wasted':>8}")
-    print(head)
-    for r in rows:
-        print(f"{r['name']:18}{r['sent']:5}{r['cancelled']:7}{r['refused']:5}{r['cache']:6}"
-              f"{r['shown']:6}{ms(r['hit_p50']):>9}{ms(r['hit_p95']):>9}{ms(r['run_p50']):>9}"
-              f"{ms(r['run_p95']):>9}{ms(r['all_p50']):>9}{r['model_s']:9.2f}"
-              f"{r['wasted']:8.1%}")
-    print("times in ms: time to suggestion (request sent -> answer), answers still current only")
-    for path in ("/complete", "/infill"):
-        rs = [x for x in reuse if x[0] == path and x[2] is not None]
+    medians = {name: median_row(runs) for name, runs in results.items()}
+    if args.repeat > 1:
+        print(f"\nmedians of {args.repeat} runs:")
+        print(COLUMNS)
+        for name in results:
+            print(row(medians[name]))
+    print("times in ms: time to suggestion (request sent -> answer), answers still current only; "
+          "model s: time requests held the model; wasted: its share spent on answers never shown")
+    print("\nthe issue's goals (typing: cache and cancellation on; plain: neither)")
+    for line in goal_lines(medians, paths):
+        print(line)
+    print("\nwhere the model time went")
+    for path in paths:
+        for line in breakdown_lines(path, results[f"{path} typing"]):
+            print(line)
+    for path in paths:
+        rs = [x for x in reuse if x[0] == path]
         if not rs:
             continue
         warm_ms = statistics.median(x[1] for x in rs)

@@ -4,15 +4,20 @@ We drive ``Llama.generate`` ourselves instead of ``create_completion`` so that
 token counts are exact (streamed or not), chosen-token probabilities are
 available without ``logits_all``, stop sequences never leak a partial match,
 and closing the iterator stops generation at the next token. A run given a
-``cancelled`` check (the client left) stops within one step: between tokens,
-and between the prompt's batches, which it evaluates itself (``_prefill``) so
-that a long prompt is not one uninterruptible call.
+``cancelled`` check (the client left, a newer request superseded it) stops
+within one step: between tokens, between the prompt's batches, which it
+evaluates itself (``_prefill``), and, given an :class:`AbortSwitch`, inside
+llama.cpp's evaluation of a batch or a token too.
 """
 
 from __future__ import annotations
 
 import codecs
+import ctypes
+import ctypes.util
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
@@ -25,6 +30,88 @@ from ..core.types import TokenLogprob
 # Prompt tokens evaluated between two cancellation checks: a 256-token batch of even a
 # 135M model takes seconds of one busy core; 32 keeps a cancelled prompt to a fraction of one.
 PREFILL_STEP = 32
+# How often a running request's cancel check is looked at while llama.cpp evaluates.
+ABORT_POLL = 0.005
+
+
+class AbortSwitch:
+    """Stops ``llama_decode`` of one context between two graph nodes once a run is cancelled.
+
+    A typing editor supersedes a request every few hundred milliseconds, and its
+    new text is usually one short batch: evaluated as one uninterruptible call,
+    a superseded run kept the model until that call ended (seconds on a loaded
+    machine). llama.cpp asks a context's abort callback between graph nodes; a
+    Python callback there would take the GIL hundreds of times per token, so the
+    callback is C's ``atoi`` over a two-byte flag (``"0"``/``"1"``): no Python
+    runs inside the evaluation. While a run is armed (:meth:`watching`), a
+    watcher thread looks at its cancel check every :data:`ABORT_POLL` seconds
+    and sets the flag; ``llama_decode`` then returns 2, llama.cpp drops the
+    unfinished batch from the KV cache (finished batches stay, so the next
+    request reuses them) and llama-cpp-python raises ``RuntimeError``, which the
+    run turns into ``finish_reason="cancelled"``. Without a C library to call
+    (``available`` False) runs stop between batches and tokens only.
+    """
+
+    def __init__(self, llama):
+        self.llama = llama
+        self._flag = ctypes.create_string_buffer(b"0", 2)
+        self._lock = threading.Lock()
+        self._armed: Optional[object] = None
+        self.tripped = False
+        self.aborts = 0  # evaluations stopped inside llama.cpp (for tests and benchmarks)
+        libc = ctypes.util.find_library("c")
+        ctx = getattr(getattr(llama, "_ctx", None), "ctx", None)
+        self._callback = None
+        if libc is None or ctx is None:
+            return
+        self._callback = ctypes.cast(ctypes.CDLL(libc).atoi, llama_cpp.ggml_abort_callback)
+        llama_cpp.llama_set_abort_callback(ctx, self._callback,
+                                           ctypes.cast(self._flag, ctypes.c_void_p))
+        _quiet_aborts()
+
+    @property
+    def available(self) -> bool:
+        return self._callback is not None
+
+    @contextmanager
+    def watching(self, cancelled: Optional[Callable[[], bool]]) -> Iterator[None]:
+        """Abort llama.cpp's evaluations in this block once ``cancelled()`` turns true."""
+        if cancelled is None or not self.available:
+            yield
+            return
+        run, stop = object(), threading.Event()
+        with self._lock:
+            self._armed, self.tripped = run, False
+            self._flag.value = b"0"
+        watcher = threading.Thread(target=self._watch, args=(run, cancelled, stop),
+                                   name="llama-abort", daemon=True)
+        watcher.start()
+        _armed_here.switch = self
+        try:
+            yield
+        finally:
+            _armed_here.switch = None
+            stop.set()
+            with self._lock:
+                self._armed = None
+                self._flag.value = b"0"  # the next run starts unaborted
+            watcher.join()
+
+    def _watch(self, run: object, cancelled: Callable[[], bool], stop: threading.Event) -> None:
+        while not stop.wait(ABORT_POLL):
+            if cancelled():
+                with self._lock:
+                    if self._armed is run:
+                        self._flag.value = b"1"
+                        self.tripped = True
+                return
+
+    def aborted(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (from an evaluation) is this switch's abort; counts it."""
+        if self.tripped and isinstance(exc, RuntimeError) and "returned 2" in str(exc):
+            self.aborts += 1
+            return True
+        return False
 
 
 @dataclass(slots=True)
@@ -125,13 +212,39 @@ class DryPenalty:
         return logits
 
 
+_armed_here = threading.local()  # the AbortSwitch armed by this thread's run, if any
+_log_filter = None
+
+
+def _quiet_aborts() -> None:
+    """Keep llama.cpp's report of a deliberate abort (a warning and three error lines per
+    aborted evaluation, from the thread that called it) off stderr; everything else goes
+    to llama-cpp-python's own log callback as before."""
+    global _log_filter
+    if _log_filter is not None:
+        return
+    from llama_cpp import _logger
+
+    forward = _logger.llama_log_callback
+
+    @llama_cpp.llama_log_callback
+    def log_filter(level, text, user_data):
+        switch = getattr(_armed_here, "switch", None)
+        if switch is None or not switch.tripped:
+            forward(level, text, user_data)
+
+    _log_filter = log_filter  # llama.cpp keeps only the pointer
+    llama_cpp.llama_log_set(log_filter, ctypes.c_void_p(0))
+
+
 class TokenRun:
     """Iterate to get text pieces; ``finish_reason`` and ``completion_tokens`` after."""
 
     def __init__(self, llama, prompt_tokens: list[int], *, max_tokens: int, stop: list[str],
                  sampling: Sampling, grammar=None, want_logprobs: bool = False,
-                 top_logprobs: int = 0, dry: bool = False, cancelled: Optional[Callable[[], bool]] = None,
-                 reuse_prompt: bool = True):
+                 top_logprobs: int = 0, dry: bool = False,
+                 cancelled: Optional[Callable[[], bool]] = None,
+                 reuse_prompt: bool = True, abort: Optional[AbortSwitch] = None):
         self.llama = llama
         self.prompt_tokens = prompt_tokens
         self.max_tokens = max_tokens
@@ -141,6 +254,7 @@ class TokenRun:
         self.want_logprobs = want_logprobs
         self.top_logprobs = top_logprobs  # alternatives reported per token
         self.cancelled = cancelled
+        self.abort = abort
         self.finish_reason: Optional[str] = None
         self.completion_tokens = 0
         self.reuse_prompt = reuse_prompt
@@ -150,6 +264,18 @@ class TokenRun:
         self._dry = DryPenalty(llama, len(prompt_tokens)) if dry else None
 
     def __iter__(self) -> Iterator[Piece]:
+        if self.abort is None:
+            yield from self._run()
+            return
+        with self.abort.watching(self.cancelled):
+            try:
+                yield from self._run()
+            except RuntimeError as exc:
+                if not self.abort.aborted(exc):
+                    raise
+                self.finish_reason = "cancelled"
+
+    def _run(self) -> Iterator[Piece]:
         llama, s = self.llama, self.sampling
         if s.seed is not None:
             llama.set_seed(s.seed)

@@ -36,9 +36,12 @@ def infill_route():
     hit = cache.lookup(key.model, key.context, key.prefix, "infill")
     if hit is not None:
         return _render(_settled(w, record, hit.suggestion, "eos"), w, req, hit.kind)
-    # Editors cancel a stale /infill by dropping its connection: look often (a select() call).
+    # Editors cancel a stale /infill by dropping its connection: look often (a select() call),
+    # also from the local model's queue and inside its prompt evaluation (``req.cancel``).
+    gone = disconnect_check(0.02)
+    req.cancel = _Dropped(gone)
     run = infill.InfillRun(gw.dispatch.stream(req, record, to_client=w.stream), w,
-                           record.request_id, disconnect_check(0.02))
+                           record.request_id, gone)
     if w.stream:
         return sse_response(_events(run, w, req, record, key))
     for _ in run:
@@ -46,6 +49,15 @@ def infill_route():
     record.add_usage(run.usage)
     key.store(run.content)
     return _render(run, w, req, "miss" if cache.enabled else None)
+
+
+class _Dropped:
+    """``GenerationRequest.cancel`` for a request whose only cancel is its client leaving."""
+
+    __slots__ = ("is_set",)
+
+    def __init__(self, gone):
+        self.is_set = gone
 
 
 class _CacheKey:

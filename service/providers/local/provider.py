@@ -42,7 +42,7 @@ from ...core.types import (
 from ...settings import Settings
 from .. import fim, grammars, tool_calls
 from ..base import DisconnectCheck, Provider
-from ..llama_runner import LazyGrammarRun, Sampling, TokenRun
+from ..llama_runner import AbortSwitch, LazyGrammarRun, Sampling, TokenRun
 from .embeddings import LocalEmbedder
 
 log = logging.getLogger(__name__)
@@ -100,12 +100,17 @@ class ModelGate:
 
     def acquire(self, what: str, cancel=None) -> float:
         """Take the model; returns seconds waited or raises ModelBusy (both go to metrics).
-        ``cancel`` (a threading.Event) set while waiting gives up the turn: RequestCancelled."""
+        ``cancel`` (a threading.Event) set while waiting, or by the time the turn came,
+        gives up the turn: RequestCancelled, and the model was never touched."""
         try:
             waited = self._acquire(what, cancel)
         except errors.ModelBusy:
             metrics.queue_rejected()
             raise
+        if cancel is not None and cancel.is_set():
+            # Superseded as its turn came (the wait polls): the next waiter takes the model.
+            self._lock.release()
+            raise RequestCancelled("cancelled before its turn with the model")
         metrics.observe_queue_wait(waited)
         return waited
 
@@ -165,6 +170,7 @@ class LocalProvider(Provider):
         self.gate = ModelGate(settings.local_max_queue, settings.local_max_wait_seconds)
         self._llama = None
         self._formatter = None
+        self._abort: Optional[AbortSwitch] = None  # for the loaded llama
         self._load_lock = threading.Lock()
         self.loading = False
         self.load_error: Optional[str] = None
@@ -316,9 +322,16 @@ class LocalProvider(Provider):
                 else "prompt", code="context_length_exceeded")
         return p
 
+    def _abort_switch(self, llama) -> AbortSwitch:
+        """The loaded model's :class:`AbortSwitch` (callers hold the model lock)."""
+        if self._abort is None or self._abort.llama is not llama:
+            self._abort = AbortSwitch(llama)
+        return self._abort
+
     def _runs(self, llama, request: GenerationRequest,
               cancelled: Optional[DisconnectCheck] = None):
         cancelled = _either(cancelled, request.cancel.is_set if request.cancel else None)
+        abort = self._abort_switch(llama) if cancelled is not None else None
         p = self._prepare(llama, request)
         budget = llama.n_ctx() - len(p.tokens)
         max_tokens = min(request.max_tokens or self.settings.local_default_max_tokens, budget)
@@ -333,7 +346,8 @@ class LocalProvider(Provider):
                                 sampling=_sampling(request, seed), grammar=grammar,
                                 want_logprobs=want_logprobs,
                                 top_logprobs=request.logprobs or 0, dry=grammar is not None,
-                                cancelled=cancelled, reuse_prompt=request.cache_prompt)
+                                cancelled=cancelled, reuse_prompt=request.cache_prompt,
+                                abort=abort)
 
             if p.lazy_grammar is not None:
                 yield i, p, LazyGrammarRun(run(p.grammar), run(p.lazy_grammar), trigger="<")

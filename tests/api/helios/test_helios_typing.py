@@ -165,6 +165,10 @@ def test_time_budget_ends_a_long_suggestion_with_reason_time(up):
 def test_superseded_request_leaves_the_local_models_queue_and_the_newer_gets_it():
     with helios_app(helios_max_predict_ms=0) as (url, app):
         local = app.extensions["gateway"].router.by_name("local")
+        prepared: list[str] = []  # prompts of the requests that got the model
+        inner = getattr(local, "_provider", local)  # behind admission control
+        prepare = inner._prepare
+        inner._prepare = lambda llama, req: prepared.append(req.prompt) or prepare(llama, req)
         local.gate.acquire("test")  # someone else's generation holds the model
         try:
             older = _InFlight(url, _body("def area(r):\n    return ", max_tokens=8))
@@ -181,3 +185,5 @@ def test_superseded_request_leaves_the_local_models_queue_and_the_newer_gets_it(
             local.gate.release()
         second = newer.join(60)
         assert second is not None and second.status_code == 200, second and second.text
+        # The older request never touched the model: only the newer one's prompt was prepared.
+        assert len(prepared) == 1 and prepared[0].endswith("return r"), prepared

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -165,3 +166,38 @@ def test_a_dropped_connection_stops_generation(up):
             time.sleep(0.05)
         assert len(up.state.disconnects) == before + 1  # long before 400 pieces (20 s)
         assert up.state.disconnects[-1] > closed_at
+
+
+def test_a_dropped_connection_stops_the_local_models_prompt_evaluation():
+    # The connection closes as llama.cpp starts on the prompt: the evaluation is aborted
+    # inside llama.cpp, not run to its end first.
+    with helios_app() as (url, app):
+        local = app.extensions["gateway"].router.by_name("local")
+        inner = getattr(local, "_provider", local)  # behind admission control
+        llama = inner._llama
+        evaluate, sent, box = llama.eval, threading.Event(), {}
+
+        def eval_dropped(batch):
+            sent.wait(10)
+            sock = box.pop("sock", None)
+            if sock is not None:  # this request's first evaluation
+                sock.close()
+                deadline = time.monotonic() + 30
+                while not inner._abort.tripped and time.monotonic() < deadline:
+                    time.sleep(0.002)
+            return evaluate(batch)
+
+        llama.eval = eval_dropped
+        try:
+            prefix = "".join(f"def f{i}(x):\n    return x * {i}\n\n" for i in range(40))
+            box["sock"] = open_post(url, "/infill", {"input_prefix": prefix, "n_predict": 16,
+                                                     "cache_prompt": False})
+            sent.set()
+            deadline = time.monotonic() + 60
+            while (inner._abort is None or not inner._abort.aborts) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert inner._abort.aborts == 1 and "sock" not in box
+        finally:
+            del llama.eval
+        r = requests.post(url + "/infill", json=vscode_body(), timeout=120)
+        assert r.status_code == 200, r.text  # the model serves the next request as before
