@@ -140,8 +140,8 @@ def _tool_choice(w: CountTokensRequest, r: GenerationRequest) -> None:
 
 def _thinking(w: CountTokensRequest, max_tokens: Optional[int]) -> Optional[int]:
     t = w.thinking
-    if t is None or t.type == "adaptive":
-        return None
+    if t is None or t.type in ("adaptive", "between_tools"):
+        return None  # the backend decides
     if t.type == "disabled":
         return 0
     if t.budget_tokens is None:

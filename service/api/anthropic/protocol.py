@@ -122,7 +122,7 @@ ToolChoiceIn = Annotated[Union[AutoChoiceIn, AnyChoiceIn, ToolChoiceToolIn, None
 
 
 class ThinkingIn(_Wire):
-    type: Literal["enabled", "disabled", "adaptive"]
+    type: Literal["enabled", "disabled", "adaptive", "between_tools"]
     budget_tokens: Optional[int] = Field(None, ge=1)
 
 
