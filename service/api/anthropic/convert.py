@@ -72,11 +72,13 @@ def _user(m: MessageIn, i: int) -> list[Message]:
             out.append(Message(role="tool", content=text, tool_call_id=b.tool_use_id))
             parts.extend(images)  # tool messages carry text only; images follow as the user's
         elif isinstance(b, DocumentBlockIn):
-            raise errors.UnsupportedFeature("document blocks are not supported by the gateway",
-                                            param=f"messages[{i}].content[{j}]")
+            raise errors.UnsupportedFeature(
+                f"messages[{i}].content[{j}]: document blocks are not supported by the gateway",
+                param=f"messages[{i}].content[{j}]")
         elif isinstance(b, (ThinkingBlockIn, RedactedThinkingBlockIn, ToolUseBlockIn)):
-            raise errors.InvalidRequest(f"a user message cannot hold a '{b.type}' block",
-                                        param=f"messages[{i}].content[{j}]")
+            raise errors.InvalidRequest(
+                f"messages[{i}].content[{j}]: a user message cannot hold a '{b.type}' block",
+                param=f"messages[{i}].content[{j}]")
     if parts:
         out.append(Message(role="user", content=_parts(parts)))
     return out
@@ -94,8 +96,9 @@ def _assistant(m: MessageIn, i: int) -> Message:
         elif isinstance(b, (ThinkingBlockIn, RedactedThinkingBlockIn)):
             continue  # only an Anthropic backend reads them, from the body as sent
         else:
-            raise errors.InvalidRequest(f"an assistant message cannot hold a '{b.type}' block",
-                                        param=f"messages[{i}].content[{j}]")
+            raise errors.InvalidRequest(
+                f"messages[{i}].content[{j}]: an assistant message cannot hold a '{b.type}' "
+                f"block", param=f"messages[{i}].content[{j}]")
     return Message(role="assistant", content="".join(text) or (None if calls else ""),
                    tool_calls=calls)
 

@@ -84,7 +84,7 @@ ContentBlockIn = Annotated[
 
 class MessageIn(_Wire):
     role: Literal["user", "assistant"]
-    content: Union[str, list[ContentBlockIn]]
+    content: Union[list[ContentBlockIn], str]  # list first: its errors are the useful ones
 
 
 class ToolIn(_Wire):
