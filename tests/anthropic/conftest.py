@@ -15,7 +15,7 @@ STANDIN_KEY = "sk-ant-standin-secret"
 KEY_ENV = "TEST_ANTHROPIC_STANDIN_KEY"
 CLAUDE_MODELS = ["claude-echo", "claude-tools", "claude-thinking", "claude-stop", "claude-long",
                  "claude-overloaded", "claude-ratelimit", "claude-cut", "claude-stream-error",
-                 "claude-endless"]
+                 "claude-endless", "claude-read"]
 OPENAI_MODELS = {"gpt-echo": "echo-1", "gpt-tools": "tools", "gpt-truncated": "truncated",
                  "gpt-cut": "cut", "gpt-429": "always-429", "gpt-endless": "endless"}
 

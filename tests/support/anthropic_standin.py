@@ -12,6 +12,8 @@ Behaviours (``model``):
 - ``claude-echo`` (default): ``"echo: <last user text>"``, streamed word by word.
 - ``claude-tools``: without a tool result in the last turn, a ``get_weather`` call
   (id ``toolu_standin_1``); with one, ``"weather: <its text>"``.
+- ``claude-read``: like ``claude-tools`` with Claude Code's ``Read`` tool on
+  ``state.read_path``; with the result, ``"file says: <its text>"``.
 - ``claude-thinking``: a thinking block (signature ``sig-standin``), then text.
 - ``claude-stop``: ends on the stop sequence ``END``; ``claude-long``: on ``max_tokens``.
 - ``claude-overloaded``: 529 ``overloaded_error``; ``claude-ratelimit``: 429 with
@@ -45,6 +47,7 @@ class State:
         self.paths: list[str] = []
         self.disconnects: list[float] = []
         self.api_key: Optional[str] = None  # required in x-api-key when set
+        self.read_path = "README.md"  # what claude-read asks Claude Code's Read tool for
         self.lock = threading.Lock()
 
 
@@ -178,6 +181,11 @@ class Handler(BaseHTTPRequestHandler):
                         {"type": "tool_use", "id": TOOL_ID, "name": "get_weather",
                          "input": TOOL_INPUT}], "tool_use", None
             return [{"type": "text", "text": f"weather: {result}"}], "end_turn", None
+        if model == "claude-read":
+            if result is None:
+                return [{"type": "tool_use", "id": "toolu_read_1", "name": "Read",
+                         "input": {"file_path": self.server.state.read_path}}], "tool_use", None
+            return [{"type": "text", "text": f"file says: {result}"}], "end_turn", None
         if model == "claude-thinking":
             return [{"type": "thinking", "thinking": "The user wants an echo.",
                      "signature": "sig-standin"},
