@@ -36,7 +36,8 @@ from .http_client import (
     upstream_message,
 )
 from .sse import SseEvents, incomplete
-from .vertex.convert import FIM_INSTRUCTION  # one wording of the gap-filling instruction
+# One wording of the gap-filling instruction; one lenient reading of a history's call arguments.
+from .vertex.convert import FIM_INSTRUCTION, _args as _tool_input
 
 log = logging.getLogger(__name__)
 
@@ -204,14 +205,6 @@ def _blocks(content) -> list[dict]:
         elif isinstance(p, ImagePart):
             out.append(_image(p))
     return out
-
-
-def _tool_input(arguments: str) -> dict:
-    try:
-        value = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return {"arguments": arguments}  # a malformed call in the history, kept readable
-    return value if isinstance(value, dict) else {"value": value}
 
 
 def encode_messages(messages: list[Message]) -> tuple[str, list[dict]]:

@@ -31,9 +31,9 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from typing import Optional
 
+from tests.support import upstream
 from tests.support.loopback import LoopbackServer
 
 TOOL_ID = "toolu_standin_1"
@@ -102,31 +102,18 @@ def _last_user(body: dict) -> tuple[str, Optional[str]]:
     return " ".join(text), result
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(upstream.Handler):
+    """The OpenAI stand-in's HTTP helpers, Anthropic's routes."""
+
     server: "AnthropicStandin"
-
-    def log_message(self, *args):
-        pass
-
-    def _json(self, status: int, obj, headers=None):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+    _json = upstream.Handler._send_json
 
     def _error(self, status: int, kind: str, message: str, headers=None):
         self._json(status, {"type": "error", "error": {"type": kind, "message": message}},
                    headers)
 
     def _event(self, obj):
-        data = f"event: {obj['type']}\ndata: {json.dumps(obj)}\n\n".encode()
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
+        self._chunk(f"event: {obj['type']}\ndata: {json.dumps(obj)}\n\n".encode())
 
     def do_GET(self):
         if self.path.startswith("/v1/models"):
@@ -197,10 +184,7 @@ class Handler(BaseHTTPRequestHandler):
         return [{"type": "text", "text": f"echo: {text}"}], "end_turn", None
 
     def _stream(self, model: str, msg: dict):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        self._start_stream()
         try:
             start = dict(msg, content=[], stop_reason=None, stop_sequence=None,
                          usage={"input_tokens": 11, "output_tokens": 1})
@@ -214,7 +198,7 @@ class Handler(BaseHTTPRequestHandler):
                                                             "stop_sequence": msg["stop_sequence"]},
                          "usage": {"output_tokens": 7}})
             self._event({"type": "message_stop"})
-            self.wfile.write(b"0\r\n\r\n")
+            self._end_stream()
         except (BrokenPipeError, ConnectionResetError):
             self._left()
 
@@ -251,7 +235,7 @@ class Handler(BaseHTTPRequestHandler):
         elif model == "claude-stream-error":
             self._event({"type": "error", "error": {"type": "overloaded_error",
                                                     "message": "Overloaded"}})
-            self.wfile.write(b"0\r\n\r\n")
+            self._end_stream()
         else:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:

@@ -14,9 +14,10 @@ from flask import Blueprint, request
 
 from ...core.types import ChunkStream, GenerationRequest
 from ...gateway import get_gateway
-from ..context import RequestRecord, current_record, disconnect_check, json_response, read_json
+from ..context import RequestRecord, current_record, json_response, read_json
 from ..errors import register_renderer
-from ..streaming import sse_response, write_stream
+from ..serving import serve_generation
+from ..streaming import write_stream
 from . import convert
 from .protocol import CountTokensRequest, MessagesRequest, parse
 
@@ -32,14 +33,7 @@ def _request(model: type) -> GenerationRequest:
 
 @bp.post("/messages")
 def messages():
-    req = _request(MessagesRequest)
-    record = current_record()
-    dispatch = get_gateway().dispatch
-    if req.stream:
-        return sse_response(_sse(dispatch.stream(req, record), req, record))
-    gen = dispatch.generate(req, record, disconnect_check())
-    record.add_usage(gen.usage)
-    return json_response(convert.message_response(gen))
+    return serve_generation(_request(MessagesRequest), convert.message_response, _sse)
 
 
 @bp.post("/messages/count_tokens")
