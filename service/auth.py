@@ -3,7 +3,8 @@
 Auth is on when any key exists (a static ``API_KEYS`` entry or a stored key,
 revoked or not: revoking the last key must not open the gateway) or when
 ``REQUIRE_AUTH=true``. Then every model endpoint (``/v1/*``, ``/api/*`` but
-``/api/version``, ``/complete``, ``/infill``) needs ``Authorization: Bearer <key>``:
+``/api/version``, ``/complete``, ``/infill``) needs ``Authorization: Bearer <key>``
+(or, as Anthropic's clients send it, ``x-api-key: <key>``):
 missing, unknown, revoked or expired keys get 401, rendered in the caller's
 API format by the app's error handlers. A model outside the key's
 ``allowed_models`` gets 403 from :func:`authorize_model`, which
@@ -40,7 +41,8 @@ from .settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 _CACHE_MAX = 10_000
-_MODEL_BLUEPRINTS = frozenset({"openai", "ollama", "helios", "llamacpp", "responses"})
+_MODEL_BLUEPRINTS = frozenset({"openai", "ollama", "helios", "llamacpp", "responses",
+                               "anthropic"})
 RESTART_PATH = "/restart"
 
 
@@ -155,6 +157,15 @@ class Authenticator:
                                             retry_after=1) from exc
 
 
+def credentials() -> Optional[str]:
+    """The request's key as an ``Authorization`` value: that header, else Anthropic's
+    ``x-api-key`` (Claude Code sends ``ANTHROPIC_API_KEY`` there)."""
+    header = request.headers.get("Authorization")
+    if not header and request.headers.get("x-api-key"):
+        return "Bearer " + request.headers["x-api-key"]
+    return header
+
+
 def current_key() -> Optional[ApiKey]:
     """The authenticated key of this request (None when auth is off or not needed)."""
     return g.get("api_key")
@@ -195,7 +206,7 @@ def init_app(app: Flask, settings: Settings, db: Database) -> Authenticator:
             return
         if not needs_key(request.path) or not auth.enabled():
             return
-        key = auth.authenticate(request.headers.get("Authorization"))
+        key = auth.authenticate(credentials())
         g.api_key = key
         current_record().key_id = key.id
         # The model allow-list is checked where the model is known: authorize_model.

@@ -8,7 +8,7 @@ The file is TOML (docs/model-routing.md has a complete example)::
     cooldown_seconds = 30
 
     [backends.vllm]                    # a named instance of a kind
-    kind = "openai"                    # openai | vertex | internal | local
+    kind = "openai"                    # openai | anthropic | vertex | internal | local
     base_url = "http://10.0.0.5:8000"
     api_key_env = "VLLM_API_KEY"       # the key is read from this variable, never the file
 
@@ -87,6 +87,24 @@ class OpenAIBackend(_HttpBackend):
         return _http_url("base_url", value)
 
 
+class AnthropicBackend(_HttpBackend):
+    """A Messages-API server: Anthropic's (``https://api.anthropic.com``) or a compatible one."""
+
+    kind: Literal["anthropic"]
+    base_url: str = Field(description="The server's root, without /v1.")
+    anthropic_version: str = Field("2023-06-01", min_length=1,
+                                   description="anthropic-version sent unless the client sent one.")
+    default_max_tokens: int = Field(4096, ge=1, le=1_000_000,
+                                    description="max_tokens for requests that name none "
+                                                "(the Messages API requires one).")
+    discovery: Optional[Discovery] = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str):
+        return _http_url("base_url", value)
+
+
 class InternalBackend(_HttpBackend):
     kind: Literal["internal"]
     url: str
@@ -124,7 +142,8 @@ class LocalBackend(_Strict):
         return value
 
 
-Backend = Annotated[Union[OpenAIBackend, InternalBackend, VertexBackend, LocalBackend],
+Backend = Annotated[Union[OpenAIBackend, AnthropicBackend, InternalBackend, VertexBackend,
+                          LocalBackend],
                     Field(discriminator="kind")]
 
 
@@ -161,7 +180,8 @@ def _loc(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("openai", "internal", "vertex", "local") and out.count(".") == 1 \
+        elif part in ("openai", "anthropic", "internal", "vertex", "local") \
+                and out.count(".") == 1 \
                 and out.startswith("backends."):
             continue  # pydantic's tagged-union step, not a key of the file
         else:

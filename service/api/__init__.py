@@ -7,6 +7,7 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     from . import admin, health, ops
+    from .anthropic.routes import bp as anthropic_bp
     from .helios import routes as helios
     from .llamacpp.routes import bp as llamacpp_bp
     from .lmstudio.routes import bp as lmstudio_bp
@@ -18,6 +19,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops.bp)
     app.register_blueprint(openai_bp)
     app.register_blueprint(responses_bp)
+    app.register_blueprint(anthropic_bp)
     app.register_blueprint(ollama_bp)
     app.register_blueprint(admin.bp)
     helios.init_app(app)

@@ -78,6 +78,8 @@ _LOGGED_FIELDS = tuple(f.name for f in fields(RequestRecord) if f.name != "start
 def family_for_path(path: str) -> str:
     if path == "/v1/responses" or path.startswith("/v1/responses/"):
         return "responses"
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return "anthropic"
     if path.startswith("/v1/") or path == "/v1":
         return "openai"
     if path.startswith("/api/") or path == "/":

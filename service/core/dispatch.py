@@ -194,6 +194,16 @@ class Dispatcher:
         result.model = request.model
         return result
 
+    def count_tokens(self, request: GenerationRequest, record) -> int:
+        """The prompt's size in tokens as the deployment that would serve it counts it."""
+
+        def call(d: Deployment, attempt: GenerationRequest, last: bool) -> int:
+            return d.provider.count_tokens(attempt)
+
+        route, d, tokens, release = self._run(request, record, call)
+        release()
+        return tokens
+
     def resolve(self, request: GenerationRequest | EmbeddingRequest, record=None, *,
                 stream: Optional[bool] = None) -> Route:
         """The route for ``request`` (``request.model`` filled with the public name when

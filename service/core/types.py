@@ -1,6 +1,6 @@
 """The gateway's one internal model of a generation request, its result and its stream.
 
-Every API family (OpenAI, Ollama, Helios) converts its wire format to a
+Every API family (OpenAI, Ollama, Helios, Anthropic) converts its wire format to a
 :class:`GenerationRequest` and renders :class:`Generation` / :class:`Chunk`
 back; every provider takes a :class:`GenerationRequest` and returns those.
 Nothing here knows HTTP, Flask or any backend's wire format.
@@ -109,6 +109,9 @@ class GenerationRequest:
     # {"type": "text" | "json_object" | "json_schema", "json_schema": {...}}
     response_format: Optional[dict[str, Any]] = None
     user: Optional[str] = None
+    # Tokens the model may spend reasoning before it answers (Anthropic's thinking
+    # budget_tokens, Gemini's thinkingBudget); 0 turns reasoning off; None: the backend's default.
+    thinking_budget: Optional[int] = None
     stream: bool = False
     include_usage: bool = False
     num_ctx: Optional[int] = None
@@ -123,6 +126,9 @@ class GenerationRequest:
     # The API family's own body, for providers that can relay it as is.
     raw: Optional[dict[str, Any]] = None
     raw_family: Optional[str] = None
+    # The family's protocol headers (e.g. anthropic-version, anthropic-beta), forwarded
+    # unchanged to a backend that speaks the same family.
+    raw_headers: dict[str, str] = field(default_factory=dict)
 
     def has_images(self) -> bool:
         return any(m.images() for m in self.messages)
@@ -166,8 +172,13 @@ class Choice:
     index: int = 0
     text: str = ""
     reasoning: Optional[str] = None
+    # The backend's signature over ``reasoning`` (Anthropic's thinking blocks), kept so a
+    # client can send the reasoning back.
+    reasoning_signature: Optional[str] = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: Optional[FinishReason] = None
+    # The stop sequence that ended the text, when the backend says which.
+    stop_sequence: Optional[str] = None
     # Probabilities of the chosen tokens, when the backend reports them.
     token_logprobs: Optional[list[float]] = None
     # The same tokens in full (text, bytes, alternatives), when the backend reports them.
@@ -215,8 +226,10 @@ class Chunk:
     role: Optional[str] = None
     text: str = ""
     reasoning: Optional[str] = None
+    reasoning_signature: Optional[str] = None
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
     finish_reason: Optional[FinishReason] = None
+    stop_sequence: Optional[str] = None
     usage: Optional[Usage] = None
     token_logprobs: Optional[list[float]] = None
     logprobs: Optional[list[TokenLogprob]] = None

@@ -101,6 +101,14 @@ def _build(name: str, entry, settings: Settings, observers: list) -> Provider:
         provider = VertexProvider(vertex, http, label=name)  # type: ignore[arg-type]
         provider.headers.update(entry.headers)
         return provider
+    if entry.kind == "anthropic":
+        from .anthropic import AnthropicProvider
+
+        provider = AnthropicProvider(settings, http, entry.base_url,  # type: ignore[arg-type]
+                                     entry.api_key(), version=entry.anthropic_version,
+                                     default_max_tokens=entry.default_max_tokens, label=name)
+        provider._headers.update(entry.headers)
+        return provider
     if entry.kind == "internal":
         from .internal import InternalProvider as cls
         url: Optional[str] = entry.url

@@ -11,6 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Callable, Optional
 
+import orjson
+
 from ..core import errors
 from ..core.types import (
     ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo,
@@ -62,6 +64,14 @@ class Provider(ABC):
     @abstractmethod
     def stream(self, request: GenerationRequest) -> ChunkStream:
         """Start a streamed request; the backend has accepted it when this returns."""
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        """The prompt's size in tokens; estimated from its text unless the backend can count."""
+        from ..core.metering import estimated_prompt_tokens, estimate_tokens
+
+        tools = sum(estimate_tokens(orjson.dumps(t.parameters or {}).decode() + t.name
+                                    + (t.description or "")) for t in request.tools)
+        return estimated_prompt_tokens(request) + tools
 
     def embed(self, request: EmbeddingRequest) -> Embeddings:
         """Embed ``request.inputs``; backends without embeddings answer 501."""

@@ -256,6 +256,7 @@ class TokenRun:
         self.cancelled = cancelled
         self.abort = abort
         self.finish_reason: Optional[str] = None
+        self.stop_hit: Optional[str] = None  # the stop string that ended the run
         self.completion_tokens = 0
         self.reuse_prompt = reuse_prompt
         self.cached_tokens = 0       # prompt tokens llama.cpp's KV cache already held
@@ -314,6 +315,7 @@ class TokenRun:
                 pending += decoder.decode(llama.detokenize([token]))
                 hit = _first_stop(pending, self.stop)
                 if hit is not None:
+                    self.stop_hit = next(x for x in self.stop if pending.find(x) == hit)
                     pending = pending[:hit]
                     self.finish_reason = "stop"
                     break
@@ -420,6 +422,10 @@ class LazyGrammarRun:
     @property
     def finish_reason(self) -> Optional[str]:
         return self._current.finish_reason
+
+    @property
+    def stop_hit(self) -> Optional[str]:
+        return self._current.stop_hit
 
     @property
     def cached_tokens(self) -> int:

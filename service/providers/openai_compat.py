@@ -263,6 +263,13 @@ def _finish(value: Any) -> Optional[str]:
     return _FINISH_ALIASES.get(text.lower(), text)
 
 
+def _stop_string(choice: dict) -> Optional[str]:
+    """The stop string that ended the choice: vLLM names it in ``stop_reason`` (a token
+    id there is an end-of-sequence token, not one of the request's strings)."""
+    value = choice.get("stop_reason")
+    return value if isinstance(value, str) and value else None
+
+
 def _tool_calls(raw: Any) -> list[ToolCall]:
     calls = []
     for i, c in enumerate(raw or []):
@@ -335,7 +342,7 @@ def decode_response(body: Any, request: GenerationRequest, provider: str) -> Gen
             index=c.get("index", i), text=text or "",
             reasoning=msg.get("reasoning_content") or msg.get("reasoning"),
             tool_calls=_tool_calls(msg.get("tool_calls")),
-            finish_reason=_finish(c.get("finish_reason")),
+            finish_reason=_finish(c.get("finish_reason")), stop_sequence=_stop_string(c),
             token_logprobs=token_logprobs, logprobs=entries))
     gen = Generation(model=body.get("model") or request.model, choices=choices,
                      usage=_usage(body.get("usage")), provider=provider,
@@ -386,6 +393,7 @@ def _event_chunks(event: dict, kind: str) -> Iterator[Chunk]:
             yield Chunk(index=idx, role=delta.get("role"), text=delta.get("content") or "",
                         reasoning=delta.get("reasoning_content") or delta.get("reasoning"),
                         tool_calls=tcs, finish_reason=_finish(c.get("finish_reason")),
+                        stop_sequence=_stop_string(c),
                         token_logprobs=token_logprobs, logprobs=entries,
                         system_fingerprint=fingerprint)
         else:

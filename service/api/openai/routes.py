@@ -13,6 +13,7 @@ from ..context import (
     RequestRecord, current_record, disconnect_check, json_response, read_json,
 )
 from ..errors import register_renderer
+from ..serving import serve_generation
 from ..streaming import SSE_DONE, sse_event, sse_response, write_stream
 from . import convert
 from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequestIn, parse
@@ -25,13 +26,7 @@ register_renderer("openai", convert.error_body)
 def chat_completions():
     body = read_json()
     req = convert.chat_request(parse(ChatCompletionRequest, body), body)
-    record = current_record()
-    dispatch = get_gateway().dispatch
-    if req.stream:
-        return sse_response(_sse(dispatch.stream(req, record), req, record))
-    gen = dispatch.generate(req, record, disconnect_check())
-    record.add_usage(gen.usage)
-    return json_response(convert.chat_response(gen))
+    return serve_generation(req, convert.chat_response, _sse)
 
 
 @bp.post("/completions")

@@ -419,6 +419,16 @@ class LocalProvider(Provider):
         key = f"{self.list_models()[0].digest}:{build}:{self.settings.local_n_ctx}"
         return "fp_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
+    def count_tokens(self, request: GenerationRequest) -> int:
+        """The chat prompt's tokens as the model would see it (template and tool prompt
+        included); tokenizing reads only the vocabulary, so the model lock is not taken."""
+        self._check(request)
+        llama = self._ensure_loaded()
+        plan = tool_calls.plan_for(
+            request, auto_required=self.settings.local_auto_tool_choice == "required")
+        prompt, _ = self._formatter(request.messages, plan)
+        return len(llama.tokenize(prompt.encode(), add_bos=False, special=True))
+
     # ---- embeddings -----------------------------------------------------------
     def embed(self, request: EmbeddingRequest) -> Embeddings:
         vectors, count = self.embedder.embed(request.inputs, request.model, request.dimensions,
@@ -474,7 +484,9 @@ def _choice_chunks(i: int, p: _Prepared, run, request: GenerationRequest) -> Ite
                 log.info("max_tokens cut a tool call short; kept the %d complete call(s)",
                          len(parser.calls))
             finish = "tool_calls"
-    yield Chunk(index=i, finish_reason=finish)
+    hit = getattr(run, "stop_hit", None) if finish == "stop" else None
+    yield Chunk(index=i, finish_reason=finish,
+                stop_sequence=hit if hit in request.stop else None)
 
 
 def _merge(choice: Choice, chunk: Chunk) -> None:
@@ -490,6 +502,7 @@ def _merge(choice: Choice, chunk: Chunk) -> None:
         choice.logprobs.extend(chunk.logprobs)
     if chunk.finish_reason:
         choice.finish_reason = chunk.finish_reason
+        choice.stop_sequence = chunk.stop_sequence
 
 
 class _RunningCount:

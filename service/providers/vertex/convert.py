@@ -252,6 +252,8 @@ def _function_declaration(t) -> dict:
 def _thinking_budget(r: GenerationRequest, model: str, budget: Optional[int]) -> Optional[int]:
     if budget is not None:
         return budget
+    if r.thinking_budget is not None:  # the client asked (Anthropic's thinking)
+        return r.thinking_budget
     # Code completion wants the answer, not thoughts that eat max_tokens; 2.5 Flash
     # thinks by default and is the one family that allows turning it off.
     if r.kind == "completion" and model.startswith("gemini-2.5-flash"):
