@@ -16,7 +16,7 @@ import enum
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic.fields import FieldInfo
@@ -61,6 +61,8 @@ file `MODELS_FILE` names: [model-routing.md](model-routing.md).
 def _type(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is Annotated:
+        return _type(args[0])
     if origin in (Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         return " or ".join(_type(a) for a in inner)

