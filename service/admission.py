@@ -59,8 +59,7 @@ class DrainRate:
         self._lock = threading.Lock()
 
     def note(self) -> None:
-        with self._lock:
-            self._times.append(time.monotonic())
+        self._times.append(time.monotonic())  # deque.append is atomic: no lock on this path
 
     def retry_after(self, ahead: int, floor: float = 1.0, ceiling: float = 120.0) -> float:
         """Seconds until ``ahead`` more completions at the measured rate (``floor`` if unknown)."""
@@ -190,11 +189,10 @@ class Admission:
             raise
         waited = time.monotonic() - start
         metrics.observe_admission_wait(waited)
-        released = threading.Event()
+        once = threading.Lock()  # a C lock as the once-guard: cheaper than an Event
 
         def release() -> None:
-            if not released.is_set():
-                released.set()
+            if once.acquire(blocking=False):
                 self.worker.release()
                 up.release()
 
