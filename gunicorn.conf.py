@@ -3,14 +3,11 @@
 Settings (and the custom endpoints file) are validated here, in the master, so
 a bad variable stops start-up with one readable line before any worker forks.
 
-Environment: GUNICORN_WORKERS (default: CPU count, at most 4), GUNICORN_THREADS
-(512 per worker: a stream is a thread blocked on sockets, so threads are sized
-for I/O, not cores; docs/operations.md "Capacity"), GUNICORN_WORKER_CONNECTIONS (2048),
-GUNICORN_TIMEOUT (120 s; gthread workers heartbeat from their main loop,
-so a long stream is not killed by it), GUNICORN_GRACEFUL_TIMEOUT (120 s, time
-for streams to finish on shutdown or worker recycling), GUNICORN_KEEPALIVE (5 s),
-GUNICORN_MAX_REQUESTS (100000, 0 = never recycle) and GUNICORN_MAX_REQUESTS_JITTER
-(10 % of it) so workers are recycled one at a time, not all at once.
+Environment: the GUNICORN_* settings (``GunicornSettings`` in service/settings.py,
+listed in docs/configuration.md): threads are sized for I/O, not cores (a stream
+is a thread blocked on sockets; docs/operations.md "Capacity"); gthread workers heartbeat
+from their main loop, so a long stream is not killed by GUNICORN_TIMEOUT; the
+recycling jitter makes workers restart one at a time, not all at once.
 
 Metrics: prometheus-client's multiprocess mode. ``on_starting`` (master, before
 any worker forks) sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh temporary
@@ -51,29 +48,17 @@ if _settings.models_file is not None:
 migrate(_settings)  # the key/usage schema, once, before any worker forks (issue 6)
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SystemExit(f"configuration error: {name}: must be an integer (got {raw!r})")
-    if value < 0:
-        raise SystemExit(f"configuration error: {name}: must not be negative (got {raw!r})")
-    return value
-
-
 bind = f"{_settings.helios_host}:{_settings.helios_port}"
 worker_class = "service.gunicorn_worker.GatewayThreadWorker"
-workers = _int("GUNICORN_WORKERS", min(4, os.cpu_count() or 1))
-threads = _int("GUNICORN_THREADS", 512)
-worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 2048)  # open connections per worker
-timeout = _int("GUNICORN_TIMEOUT", 120)
-graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 120)
-keepalive = _int("GUNICORN_KEEPALIVE", 5)
-max_requests = _int("GUNICORN_MAX_REQUESTS", 100_000)
-max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 10)
+# GUNICORN_* are typed settings (service.settings.GunicornSettings), validated with the rest.
+workers = _settings.gunicorn_workers
+threads = _settings.gunicorn_threads
+worker_connections = _settings.gunicorn_worker_connections  # open connections per worker
+timeout = _settings.gunicorn_timeout
+graceful_timeout = _settings.gunicorn_graceful_timeout
+keepalive = _settings.gunicorn_keepalive
+max_requests = _settings.gunicorn_max_requests
+max_requests_jitter = _settings.max_requests_jitter
 accesslog = None  # the app writes one JSON line per request
 errorlog = "-"
 # gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl):

@@ -1,13 +1,18 @@
 """Gateway overhead vs. calling the upstream directly, and vs. a bare Flask proxy.
 
 Starts, side by side in one run: a static OpenAI-compatible upstream, a bare
-20-line Flask + requests proxy (2 gunicorn gthread workers) and the gateway
-(2 workers, every feature on: validation, routing, JSON logs, request ids,
-metrics, the per-IP rate limiter, readiness and usage hooks). It
-then drives non-streaming chat completions at concurrency 1 and 16, interleaving
-the three targets over several rounds, and prints requests/s and p50/p99
-latency with ratios. Absolute numbers depend on the machine; the ratios are the
-result. Usage: ``python benchmarks/gateway_overhead.py [--seconds 3] [--rounds 3]``.
+20-line Flask + requests proxy (2 gunicorn gthread workers × 8 threads) and the
+gateway (2 workers at its own default thread count, every feature on:
+validation, routing, admission, JSON logs, request ids, metrics, the per-IP rate
+limiter, readiness and usage hooks). It then drives non-streaming chat
+completions at concurrency 1 and 16, interleaving the three targets over several
+rounds, and prints requests/s and p50/p99 latency with each target's ratio to
+the direct upstream, side by side. Refusals (503, e.g. admission's
+``overloaded``) are counted apart and left out of the latencies; other failures
+are errors. Absolute numbers depend on the machine; the ratios are the result.
+Usage: ``python benchmarks/gateway_overhead.py [--seconds 3] [--rounds 3]
+[--gateway-threads N]`` (default: the gateway's GUNICORN_THREADS default; with
+few threads admission fits its caps to them and refuses some requests at 16).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ def wait_up(port: int, path: str = "/v1/models", timeout: float = 30) -> None:
 def load(port: int, concurrency: int, seconds: float) -> dict:
     lat: list[float] = []
     errors = [0]
+    refused = [0]
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
 
@@ -63,8 +69,12 @@ def load(port: int, concurrency: int, seconds: float) -> dict:
                              headers={"Content-Type": "application/json"})
                 resp = conn.getresponse()
                 resp.read()
+                if resp.status == 503:
+                    refused[0] += 1
+                    continue
                 if resp.status != 200:
                     errors[0] += 1
+                    continue
             except (OSError, http.client.HTTPException):
                 errors[0] += 1
                 conn.close()
@@ -83,7 +93,8 @@ def load(port: int, concurrency: int, seconds: float) -> dict:
     elapsed = time.perf_counter() - start
     lat.sort()
     q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
-    return {"rps": len(lat) / elapsed, "p50": q(0.50), "p99": q(0.99), "errors": errors[0]}
+    return {"rps": len(lat) / elapsed, "p50": q(0.50), "p99": q(0.99), "errors": errors[0],
+            "refused": refused[0], "ok": len(lat)}
 
 
 def gunicorn(app: str, port: int, env: dict, log) -> subprocess.Popen:
@@ -99,6 +110,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--gateway-threads", type=int, default=None,
+                    help="GUNICORN_THREADS of the gateway (default: its own default)")
     args = ap.parse_args()
 
     up_port, bare_port, gw_port = free_port(), free_port(), free_port()
@@ -108,9 +121,10 @@ def main() -> None:
     upstream = f"http://127.0.0.1:{up_port}"
     procs.append(gunicorn("bare_proxy:app", bare_port, {"UPSTREAM": upstream},
                           open(logdir / "bare.log", "w")))
-    procs.append(gunicorn("wsgi:app", gw_port, {
+    gw_env = {"GUNICORN_THREADS": str(args.gateway_threads)} if args.gateway_threads else {}
+    procs.append(gunicorn("wsgi:app", gw_port, gw_env | {
         "LM_STUDIO_BASE_URL": upstream, "HELIOS_PORT": str(gw_port), "GUNICORN_WORKERS": "2",
-        "GUNICORN_THREADS": "8", "LOG_LEVEL": "info", "LOCAL_PRELOAD": "false",
+        "LOG_LEVEL": "info", "LOCAL_PRELOAD": "false",
         # The per-IP limiter stays on (its cost is measured), set high enough never to refuse.
         "RATE_LIMIT_PER_IP": "100000000", "DATA_DIR": str(logdir / "data")},
         open(logdir / "gateway.log", "w")))
@@ -127,12 +141,18 @@ def main() -> None:
                 for name, port in targets.items():
                     runs[name].append(load(port, conc, args.seconds))
             med = {name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
-                   | {"errors": sum(r["errors"] for r in rs)} for name, rs in runs.items()}
-            print(f"\nconcurrency {conc} (median of {args.rounds} rounds of {args.seconds:g}s)")
-            print(f"{'target':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+                   | {k: sum(r[k] for r in rs) for k in ("errors", "refused", "ok")}
+                   for name, rs in runs.items()}
+            d = med["direct"]
+            print(f"\nconcurrency {conc} (median of {args.rounds} rounds of {args.seconds:g}s; "
+                  f"ratios: target / direct upstream)")
+            print(f"{'target':<12}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ok':>8}{'503':>6}"
+                  f"{'errors':>7}{'p50 ×':>8}{'p99 ×':>8}{'req/s ×':>9}")
             for name, m in med.items():
-                print(f"{name:<12}{m['rps']:>10.0f}{m['p50']:>10.2f}{m['p99']:>10.2f}{m['errors']:>8}")
-            d, b, g = med["direct"], med["bare proxy"], med["gateway"]
+                print(f"{name:<12}{m['rps']:>9.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}{m['ok']:>8}"
+                      f"{m['refused']:>6}{m['errors']:>7}{m['p50'] / d['p50']:>8.2f}"
+                      f"{m['p99'] / d['p99']:>8.2f}{m['rps'] / d['rps']:>9.2f}")
+            b, g = med["bare proxy"], med["gateway"]
             print(f"added p50 latency: gateway {g['p50'] - d['p50']:.2f} ms, "
                   f"bare proxy {b['p50'] - d['p50']:.2f} ms "
                   f"(gateway/bare = {(g['p50'] - d['p50']) / max(b['p50'] - d['p50'], 1e-9):.2f}x)")

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from service.admission import Admission  # noqa: E402
 from service.core.catalog import FileCatalog  # noqa: E402
 from service.core.dispatch import Dispatcher  # noqa: E402
 from service.core.types import GenerationRequest  # noqa: E402
@@ -64,8 +65,9 @@ def build() -> Dispatcher:
         models[f"model-{i}"] = entry
     ml = ModelList.model_validate({"backends": backends, "models": models})
     providers = {name: Idle(name) for name in backends}
-    return Dispatcher(FileCatalog(ml, providers),
-                      limits={n: b.max_concurrency for n, b in ml.backends.items()})
+    admission = Admission(100_000, 1000, 64, 10.0,
+                          limits={n: b.max_concurrency for n, b in ml.backends.items()})
+    return Dispatcher(FileCatalog(ml, providers), admission=admission)
 
 
 def per_request_us(d: Dispatcher, n: int) -> float:

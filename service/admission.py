@@ -1,14 +1,19 @@
 """Admission control: how many model requests a worker serves at once, and who waits.
 
-Every model request (generate, stream, embed) takes one slot of its upstream
-(``GATEWAY_MAX_IN_FLIGHT_PER_UPSTREAM``, so one slow backend cannot take every
-thread) and one of the worker (``GATEWAY_MAX_IN_FLIGHT``) before the provider
-is called. A request that finds them full waits at most
+This is the gateway's one concurrency cap per backend. Every model request
+(generate, stream, embed) takes one slot of its backend and one of the worker
+(``GATEWAY_MAX_IN_FLIGHT``) before the provider is called; the dispatcher
+(``core.dispatch``) takes them for each deployment it tries. A backend's cap is
+its ``max_concurrency`` in ``MODELS_FILE``, else
+``GATEWAY_MAX_IN_FLIGHT_PER_UPSTREAM`` (so one slow backend cannot take every
+thread). When a model has other candidates left, a full backend is skipped at
+once (``wait=False``); the last candidate waits at most
 ``GATEWAY_QUEUE_WAIT_SECONDS``, and only ``GATEWAY_MAX_WAITING`` may wait at
 once; beyond either bound it gets 503 ``overloaded`` with a ``Retry-After``
-estimated from the measured drain rate. While waiting, and once more before
-the provider is called, the client's socket is checked: a client that left
-causes no upstream request and no model time.
+estimated from the measured drain rate, counted in
+``gateway_admission_rejections_total{scope}``. While waiting, and once more
+before the provider is called, the client's socket is checked: a client that
+left causes no upstream request and no model time.
 
 Slots are held until the response ends (a stream's ``close``), so the cap is
 on concurrent streams, not on request starts. Under gunicorn the caps are
@@ -16,7 +21,8 @@ fitted to the worker's thread count (:func:`fit_to_threads`) so that some
 threads always stay free for ``/healthz``, ``/readyz`` and ``/metrics``.
 
 Flask-free: the web layer passes in how to see a departed client and where
-to note the time spent in the backend (``Gateway`` wires both).
+to note the time spent in the backend (``Gateway`` wires both; see
+:meth:`Admission.calling`).
 """
 
 from __future__ import annotations
@@ -26,16 +32,15 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 
 from . import metrics
 from .core import errors
-from .core.types import ChunkStream
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Admission", "AdmittedProvider", "DrainRate", "Slots", "client_gone",
-           "fit_to_threads"]
+__all__ = ["Admission", "DrainRate", "Slots", "client_gone", "fit_to_threads"]
 
 GoneCheck = Callable[[], bool]
 #: The current request's "has the client left?" check, for code below the provider
@@ -54,8 +59,7 @@ class DrainRate:
         self._lock = threading.Lock()
 
     def note(self) -> None:
-        with self._lock:
-            self._times.append(time.monotonic())
+        self._times.append(time.monotonic())  # deque.append is atomic: no lock on this path
 
     def retry_after(self, ahead: int, floor: float = 1.0, ceiling: float = 120.0) -> float:
         """Seconds until ``ahead`` more completions at the measured rate (``floor`` if unknown)."""
@@ -95,6 +99,14 @@ class Slots:
         self._count = threading.Lock()
         self.drain = DrainRate()
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now."""
+        if not self._sem.acquire(blocking=False):
+            return False
+        with self._count:
+            self.in_use += 1
+        return True
+
     def acquire(self, deadline: float, gone: Optional[GoneCheck]) -> None:
         """Take a slot by ``deadline`` or raise 503 ``overloaded``."""
         if not self._sem.acquire(blocking=False):
@@ -126,13 +138,25 @@ class Slots:
 
 
 class Admission:
-    """The worker's slots and one per upstream (provider name)."""
+    """The worker's slots and one set per backend (provider name).
+
+    ``limits`` maps a backend to its own cap (``max_concurrency``); others get
+    ``per_upstream``. ``gone_factory()`` returns the current request's
+    departed-client check (or None); ``note_backend(seconds)`` records time spent
+    inside the provider (the backend's time, for the gateway-overhead figure).
+    """
 
     def __init__(self, max_in_flight: int, per_upstream: int, max_waiting: int,
-                 wait_seconds: float, max_sockets: int = 0):
+                 wait_seconds: float, *, limits: Optional[dict[str, Optional[int]]] = None,
+                 gone_factory: Callable[[], Optional[GoneCheck]] = lambda: None,
+                 note_backend: Callable[[float], None] = lambda seconds: None,
+                 max_sockets: int = 0):
         self.wait_seconds = wait_seconds
         self.per_upstream = per_upstream
         self.max_waiting = max_waiting
+        self.limits = {name: n for name, n in (limits or {}).items() if n is not None}
+        self.gone_factory = gone_factory
+        self.note_backend = note_backend
         self.worker = Slots("worker", max_in_flight, max_waiting)
         #: Long-lived WebSockets (LM Studio's SDK): each holds a thread until it closes, so
         #: they are capped apart from model requests and never wait for a slot.
@@ -144,17 +168,24 @@ class Admission:
         with self._lock:
             slots = self._upstreams.get(name)
             if slots is None:
+                limit = self.limits.get(name, self.per_upstream)
                 slots = self._upstreams[name] = Slots(
-                    f"upstream {name}", min(self.per_upstream, self.worker.limit),
-                    self.max_waiting)
+                    f"upstream {name}", min(limit, self.worker.limit), self.max_waiting)
             return slots
 
-    def admit(self, upstream: str, gone: Optional[GoneCheck] = None) -> Callable[[], None]:
-        """Take both slots (or raise); returns the idempotent release."""
+    def admit(self, upstream: str, gone: Optional[GoneCheck] = None, *,
+              wait: bool = True) -> Optional[Callable[[], None]]:
+        """Take both slots (or raise); returns the idempotent release. With ``wait=False``
+        a full backend returns None at once (the caller tries another one); the worker's
+        slot is waited for either way."""
         start = time.monotonic()
         deadline = start + self.wait_seconds
         up = self.upstream(upstream)
-        up.acquire(deadline, gone)  # upstream first: a slow backend's queue holds no worker slot
+        if not wait:
+            if not up.try_acquire():
+                return None
+        else:  # upstream first: a slow backend's queue holds no worker slot
+            up.acquire(deadline, gone)
         try:
             self.worker.acquire(deadline, gone)
         except BaseException:
@@ -162,11 +193,10 @@ class Admission:
             raise
         waited = time.monotonic() - start
         metrics.observe_admission_wait(waited)
-        released = threading.Event()
+        once = threading.Lock()  # a C lock as the once-guard: cheaper than an Event
 
         def release() -> None:
-            if not released.is_set():
-                released.set()
+            if once.acquire(blocking=False):
                 self.worker.release()
                 up.release()
 
@@ -176,6 +206,18 @@ class Admission:
             raise errors.GatewayError("client disconnected before dispatch", status=499,
                                       code="client_gone")
         return release
+
+    @contextmanager
+    def calling(self, gone: Optional[GoneCheck]) -> Iterator[None]:
+        """Around a provider call: code below the provider boundary sees ``gone`` (the
+        local model's queue polls it), and the time inside counts as the backend's."""
+        token = client_gone.set(gone)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            client_gone.reset(token)
+            self.note_backend(time.perf_counter() - start)
 
 
 def fit_to_threads(admission: Admission, threads: int) -> None:
@@ -205,59 +247,3 @@ def fit_to_threads(admission: Admission, threads: int) -> None:
     admission.max_waiting = waiting
     admission.per_upstream = min(admission.per_upstream, in_flight)
     admission._upstreams.clear()
-
-
-class AdmittedProvider:
-    """A provider behind admission control; everything else is passed through.
-
-    ``gone_factory()`` returns the current request's departed-client check (or
-    None); ``note_backend(seconds)`` records time spent inside the provider
-    (the backend's time, for the gateway-overhead figure).
-    """
-
-    def __init__(self, provider, admission: Admission,
-                 gone_factory: Callable[[], Optional[GoneCheck]],
-                 note_backend: Callable[[float], None]):
-        self._provider = provider
-        self._admission = admission
-        self._gone_factory = gone_factory
-        self._note_backend = note_backend
-
-    def __getattr__(self, name):
-        return getattr(self._provider, name)
-
-    def _call(self, fn, *args, stream: bool = False):
-        gone = self._gone_factory()
-        release = self._admission.admit(self._provider.name, gone)
-        token = client_gone.set(gone)
-        start = time.perf_counter()
-        try:
-            result = fn(*args)
-        except BaseException:
-            release()
-            raise
-        finally:
-            client_gone.reset(token)
-            self._note_backend(time.perf_counter() - start)
-        if not stream:
-            release()
-            return result
-        return _with_release(result, release)
-
-    def generate(self, request, disconnected=None):
-        return self._call(self._provider.generate, request, disconnected)
-
-    def generate_batch(self, requests, disconnected=None):
-        return self._call(self._provider.generate_batch, requests, disconnected)
-
-    def stream(self, request):
-        return self._call(self._provider.stream, request, stream=True)
-
-    def embed(self, request):
-        return self._call(self._provider.embed, request)
-
-
-def _with_release(stream: ChunkStream, release: Callable[[], None]) -> ChunkStream:
-    """The same stream, releasing the admission slots after its own close."""
-    stream.also_on_close(release)
-    return stream

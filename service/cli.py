@@ -1,4 +1,5 @@
-"""``python -m service keys create|list|show|revoke|usage``: manage keys from a shell.
+"""``python -m service keys create|list|show|revoke|usage``: manage keys from a shell;
+``python -m service config-docs``: regenerate docs/configuration.md from the settings.
 
 Reads the same settings as the server (``DATABASE_URL`` / ``DATA_DIR``), so it
 works on the database a running gateway uses. ``--json`` prints machine-readable
@@ -15,6 +16,7 @@ from typing import Optional, Sequence
 import orjson
 from pydantic import ValidationError
 
+from . import config_docs
 from .db import open_database
 from .keys import ApiKey, KeySpec, KeyStore
 from .settings import load_settings
@@ -25,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m service",
                                 description="Manage the gateway's API keys and read their usage.")
     top = p.add_subparsers(dest="area", required=True)
+    config_docs.add_arguments(top.add_parser(
+        "config-docs", help="write docs/configuration.md from the settings' descriptions"))
     keys = top.add_parser("keys", help="API keys and their usage")
     sub = keys.add_subparsers(dest="command", required=True)
 
@@ -100,6 +104,8 @@ def _table(rows: list[dict], columns: Sequence[str]) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if args.area == "config-docs":
+        return config_docs.run(args)
     try:
         spec = _spec(args) if args.command == "create" else None
     except ValidationError as exc:

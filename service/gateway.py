@@ -7,7 +7,7 @@ from typing import Optional
 
 from flask import current_app
 
-from .admission import Admission, AdmittedProvider
+from .admission import Admission
 from .auth import authorize_model
 from .core.catalog import FileCatalog, LegacyCatalog
 from .core.dispatch import Authorize, Dispatcher
@@ -26,33 +26,35 @@ class Gateway:
         self.settings = settings
         self.started = time.time()
         self.http = HttpClient(settings)
-        self.admission = Admission(
-            settings.gateway_max_in_flight, settings.gateway_max_in_flight_per_upstream,
-            settings.gateway_max_waiting, settings.gateway_queue_wait_seconds,
-            settings.lmstudio_ws_max_connections)
         if settings.models_file is not None:
             from . import models_file
 
             model_list = models_file.active(settings.models_file)
-            backends = {name: self._admitted(p) for name, p in
-                        build_backends(model_list, settings, self.http.observers).items()}
+            backends = build_backends(model_list, settings, self.http.observers)
             self.providers = list(backends.values())
             self.router = FileCatalog(model_list, backends, int(self.started))
-            self.dispatch = Dispatcher(
-                self.router, authorize=authorize,
-                allowed_fails=model_list.router.allowed_fails,
-                cooldown_seconds=model_list.router.cooldown_seconds,
-                limits={n: b.max_concurrency for n, b in model_list.backends.items()})
+            router_options = {"allowed_fails": model_list.router.allowed_fails,
+                              "cooldown_seconds": model_list.router.cooldown_seconds}
         else:
-            self.providers = [self._admitted(p) for p in build_providers(settings, self.http)]
+            self.providers = build_providers(settings, self.http)
             self.router = LegacyCatalog(self.providers)
-            self.dispatch = Dispatcher(self.router, authorize=authorize)
+            router_options = {}
+        self.admission = self._admission(settings)
+        self.dispatch = Dispatcher(self.router, authorize=authorize, admission=self.admission,
+                                   **router_options)
 
-    def _admitted(self, provider):
-        """``provider`` behind the per-worker and per-upstream admission slots (issue 12)."""
+    def _admission(self, settings: Settings) -> Admission:
+        """One concurrency cap per backend (its config's ``max_concurrency``, else
+        GATEWAY_MAX_IN_FLIGHT_PER_UPSTREAM) and the worker's (issue 12)."""
         from .api.capacity import gone_check, note_backend  # the web glue; Flask-side
 
-        return AdmittedProvider(provider, self.admission, gone_check, note_backend)
+        limits = {p.name: getattr(getattr(p, "config", None), "max_concurrency", None)
+                  for p in self.providers}
+        return Admission(
+            settings.gateway_max_in_flight, settings.gateway_max_in_flight_per_upstream,
+            settings.gateway_max_waiting, settings.gateway_queue_wait_seconds,
+            limits=limits, gone_factory=gone_check, note_backend=note_backend,
+            max_sockets=settings.lmstudio_ws_max_connections)
 
     @property
     def router(self) -> FileCatalog | LegacyCatalog:

@@ -1,7 +1,7 @@
 """The web side of admission control (``service.admission``) and the overhead figure.
 
-``gone_check`` and ``note_backend`` are what ``AdmittedProvider`` needs from a
-request; ``init_app`` puts ``X-Gateway-Overhead-Ms`` on every response and
+``gone_check`` and ``note_backend`` are what ``Admission`` (the dispatcher's
+slots) needs from a request; ``init_app`` puts ``X-Gateway-Overhead-Ms`` on every response and
 feeds ``gateway_overhead_seconds``.
 
 Overhead is measured up to the response headers (a stream's headers are sent

@@ -5,8 +5,13 @@ Every model call of every family goes through :class:`Dispatcher`::
     public name --catalog--> Route (deployments, fallbacks)
         --authorize(public name)--> allowed?            (the key's allow-list hook)
         --pick--> deployments by fewest in-flight/weight, cooled ones last
-        --admit--> the backend's concurrency slot        (the admission hook)
+        --admit--> the backend's and the worker's slots  (``service.admission``)
         --provider--> generate / stream / embed with the upstream model name
+
+Admission is the one concurrency cap per backend (``max_concurrency``, else
+``GATEWAY_MAX_IN_FLIGHT_PER_UPSTREAM``): a full backend is skipped at once while
+other candidates remain; the last candidate waits a bounded time and then the
+request is refused with 503 ``overloaded`` and ``Retry-After``.
 
 A deployment that fails *before the first byte* (connection refused, timeout,
 5xx, 429, busy) is charged a failure and the next candidate is tried: the
@@ -28,11 +33,13 @@ import logging
 import re
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Protocol, TypeVar
 
 from . import errors
 from .. import metrics
+from ..admission import Admission
 from .types import (
     Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo,
 )
@@ -91,22 +98,6 @@ class Catalog(Protocol):
     def named(self, name: str) -> Route: ...
 
 
-class BackendLimit:
-    """A backend's ``max_concurrency``: a slot is taken without waiting, or the backend is
-    busy (and the next candidate is tried)."""
-
-    def __init__(self, limit: Optional[int]):
-        self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit) if limit else None
-
-    def try_acquire(self) -> bool:
-        return self._slots is None or self._slots.acquire(blocking=False)
-
-    def release(self) -> None:
-        if self._slots is not None:
-            self._slots.release()
-
-
 _OVERFLOW = re.compile(r"context.{0,20}(length|window|size)|too many tokens|prompt is too long"
                        r"|maximum context|exceeds? the (model'?s )?(context|max)", re.IGNORECASE)
 
@@ -130,15 +121,15 @@ class Dispatcher:
 
     def __init__(self, catalog: Catalog, *, authorize: Authorize = allow_all,
                  allowed_fails: int = 2, cooldown_seconds: float = 30.0,
-                 limits: Optional[dict[str, Optional[int]]] = None,
+                 admission: Optional[Admission] = None,
                  clock: Callable[[], float] = time.monotonic):
         self.catalog = catalog
         self.authorize = authorize  # the allow-list hook, applied to the resolved public name
         self.allowed_fails = allowed_fails
         self.cooldown_seconds = cooldown_seconds
+        self.admission = admission  # None: no caps (tests, benchmarks)
         self.clock = clock
         self._lock = threading.Lock()
-        self._admission = {name: BackendLimit(limit) for name, limit in (limits or {}).items()}
 
     # ---- the three calls ------------------------------------------------------------
     def generate(self, request: GenerationRequest, record,
@@ -222,19 +213,22 @@ class Dispatcher:
         queue = self._candidates(route)
         context_fallen = False
         failure: Optional[errors.GatewayError] = None
+        adm = self.admission
+        gone = adm.gone_factory() if adm is not None else None
         i = 0
         while i < len(queue):
             d = queue[i]
             i += 1
             _note(record, route.public, d, stream)
-            release = self.admit(d)
+            # Full: skipped while others remain; the last one waits (bounded) or refuses.
+            release = self.admit(d, gone, wait=i == len(queue))
             if release is None:
-                failure = errors.ModelBusy(
-                    f"backend '{d.backend}' is at its max_concurrency", retry_after=1)
+                metrics.fell_back(route.public, d.backend, "busy")
                 continue
             attempt = replace(request, model=d.model)
             try:
-                result = call(d, attempt, last=i == len(queue))
+                with adm.calling(gone) if adm is not None else nullcontext():
+                    result = call(d, attempt, last=i == len(queue))
             except errors.GatewayError as exc:
                 release()
                 if is_context_overflow(exc) and route.context_fallbacks and not context_fallen:
@@ -261,12 +255,16 @@ class Dispatcher:
         assert failure is not None
         raise failure
 
-    def admit(self, d: Deployment) -> Optional[Callable[[], None]]:
-        """The admission hook: take the backend's slot and count the request in flight;
-        returns the release (call once), or None when the backend is full."""
-        adm = self._admission.get(d.backend)
-        if adm is not None and not adm.try_acquire():
-            return None
+    def admit(self, d: Deployment, gone=None, *, wait: bool = True
+              ) -> Optional[Callable[[], None]]:
+        """Take the backend's and the worker's slots and count the request in flight;
+        returns the release (call once), None when the backend is full and ``wait`` is
+        false, or raises 503 ``overloaded`` after the bounded wait."""
+        adm = None
+        if self.admission is not None:
+            adm = self.admission.admit(d.backend, gone, wait=wait)
+            if adm is None:
+                return None
         with self._lock:
             d.in_flight += 1
             # A deployment back from a cool-down starts at the current virtual time, so it
@@ -284,7 +282,7 @@ class Dispatcher:
             with self._lock:
                 d.in_flight -= 1
             if adm is not None:
-                adm.release()
+                adm()
 
         return release
 

@@ -29,7 +29,7 @@ from ..core.types import (
     Choice, Chunk, ChunkStream, Generation, GenerationRequest, ImagePart, Message, ModelInfo,
     StreamMeter, TextPart, ToolCall, ToolCallDelta, Usage,
 )
-from ..settings import Settings
+from .config import AnthropicConfig
 from .base import DisconnectCheck, Provider
 from .http_client import (
     UNAVAILABLE_RETRY_AFTER, HttpClient, UpstreamResponse, _retry_after, raise_for_upstream_status,
@@ -54,16 +54,17 @@ class AnthropicProvider(Provider):
     name = "anthropic"
     supports_images = True
 
-    def __init__(self, settings: Settings, http: HttpClient, base_url: str,
-                 api_key: Optional[str] = None, *, version: str = DEFAULT_VERSION,
-                 default_max_tokens: int = 4096, label: str = "anthropic"):
+    def __init__(self, config: AnthropicConfig, http: HttpClient):
+        self.config = config
         self.http = http
-        self.base_url = base_url.rstrip("/")
-        self.label = label
-        self.version = version
-        self.default_max_tokens = default_max_tokens
-        self._headers: dict[str, str] = {"x-api-key": api_key} if api_key else {}
-        self._cache_ttl = settings.models_cache_seconds
+        self.name = config.name
+        self.base_url = config.base_url.rstrip("/")
+        self.label = config.label
+        self.version = config.version
+        self.default_max_tokens = config.default_max_tokens
+        self.verify = config.verify
+        self._headers = config.auth_headers()
+        self._cache_ttl = config.models_cache_seconds
         self._models: list[ModelInfo] = []
         self._models_at = float("-inf")
         self._models_lock = threading.Lock()
@@ -109,7 +110,7 @@ class AnthropicProvider(Provider):
               body: Any = None, timeout=None) -> UpstreamResponse:
         resp = self.http.send(method, self.base_url + path, body=body,
                               headers=self._headers_for(request), timeout=timeout,
-                              upstream=self.label, check_status=False)
+                              verify=self.verify, upstream=self.label, check_status=False)
         if resp.response.status_code >= 400:
             try:
                 raise_for_anthropic_status(resp, self.label)

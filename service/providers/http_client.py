@@ -41,7 +41,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ..core import errors
-from ..settings import Settings
+from .config import HttpConfig
 
 log = logging.getLogger(__name__)
 
@@ -106,35 +106,38 @@ class _Retry(Retry):
 class HttpClient:
     """The shared session, pool limits, timeouts and error translation."""
 
-    def __init__(self, settings: Settings):
-        self.timeout = (settings.connect_timeout_seconds, settings.request_timeout_seconds)
+    def __init__(self, config):
+        """``config``: an :class:`HttpConfig` (a ``Settings`` is read as its seed values)."""
+        c = config if isinstance(config, HttpConfig) else HttpConfig.from_settings(config)
+        self.config = c
+        self.timeout = (c.connect_timeout_seconds, c.request_timeout_seconds)
         retry = _Retry(
-            total=settings.request_max_retries,
-            connect=settings.request_max_retries,
-            read=settings.request_max_retries,
-            status=settings.request_max_retries,
+            total=c.max_retries,
+            connect=c.max_retries,
+            read=c.max_retries,
+            status=c.max_retries,
             other=0,
             allowed_methods=None,  # POST too: nothing has reached the client yet
             status_forcelist=RETRY_STATUSES,
-            backoff_factor=settings.retry_backoff_seconds,
-            backoff_jitter=settings.retry_backoff_seconds / 2,
-            backoff_max=settings.retry_after_max_seconds,
+            backoff_factor=c.retry_backoff_seconds,
+            backoff_jitter=c.retry_backoff_seconds / 2,
+            backoff_max=c.retry_after_max_seconds,
             respect_retry_after_header=True,
             raise_on_status=False,
             raise_on_redirect=False,
         )
-        retry.retry_after_cap = settings.retry_after_max_seconds
+        retry.retry_after_cap = c.retry_after_max_seconds
         retry.on_retry = self._note_retry
         self.observers: list[UpstreamObserver] = []
         self._retries = threading.local()  # retries happen in the sending thread
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=settings.httpx_max_keepalive,
+        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=c.max_keepalive,
                               max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.trust_env = False  # no proxy/netrc surprises from the environment
-        self._slots = threading.BoundedSemaphore(settings.httpx_max_connections)
-        self._slot_wait = settings.connect_timeout_seconds
+        self._slots = threading.BoundedSemaphore(c.max_connections)
+        self._slot_wait = c.connect_timeout_seconds
 
     def _note_retry(self, kind: str) -> None:
         kinds = getattr(self._retries, "kinds", None)

@@ -12,6 +12,7 @@ from typing import Optional
 
 from ..core import errors
 from ..core.types import GenerationRequest, ModelInfo
+from .config import InternalConfig
 from .openai_compat import OpenAICompatProvider
 
 
@@ -20,6 +21,11 @@ class InternalProvider(OpenAICompatProvider):
     supports_chat = False
     supports_images = False
     supports_embeddings = False
+    config: InternalConfig
+
+    @staticmethod
+    def _endpoint(config: InternalConfig) -> str:
+        return config.url
 
     def list_models(self) -> list[ModelInfo]:
         return []
@@ -31,9 +37,8 @@ class InternalProvider(OpenAICompatProvider):
         """Ready when the URL answers at all (a GET on a POST endpoint may say 405):
         only a failed connection, a timeout, a 5xx or an authentication refusal count."""
         try:
-            resp = self.http.send("GET", self.base_url, headers=self._headers,
-                                  timeout=(timeout, timeout), upstream=self.label,
-                                  check_status=False)
+            resp = self._send("GET", self.base_url, timeout=(timeout, timeout),
+                              check_status=False)
         except errors.GatewayError as exc:
             return exc.message
         status = resp.response.status_code

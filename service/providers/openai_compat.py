@@ -24,8 +24,8 @@ from ..core.types import (
     ImagePart, Message, ModelInfo, StreamMeter, TextPart, TokenLogprob, ToolCall, ToolCallDelta,
     Usage,
 )
-from ..settings import Settings
 from .base import DisconnectCheck, Provider
+from .config import OpenAIConfig
 from .http_client import HttpClient, UpstreamResponse
 from .sse import SseEvents, incomplete
 
@@ -41,16 +41,27 @@ class OpenAICompatProvider(Provider):
     supports_images = True
     supports_embeddings = True
 
-    def __init__(self, settings: Settings, http: HttpClient, base_url: str,
-                 api_key: Optional[str] = None, *, label: str = "upstream"):
+    def __init__(self, config: OpenAIConfig, http: HttpClient):
+        self.config = config
         self.http = http
-        self.base_url = base_url.rstrip("/")
-        self.label = label
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._cache_ttl = settings.models_cache_seconds
+        self.name = config.name
+        self.base_url = self._endpoint(config).rstrip("/")
+        self.label = config.label
+        self.verify = config.verify
+        self._headers = config.auth_headers()
+        self._cache_ttl = getattr(config, "models_cache_seconds", 0.0)
         self._models: list[ModelInfo] = []
         self._models_at = float("-inf")
         self._models_lock = threading.Lock()
+
+    @staticmethod
+    def _endpoint(config) -> str:
+        return config.base_url
+
+    def _send(self, method: str, url: str, **kw) -> UpstreamResponse:
+        """A call to this backend: its headers, CA bundle and metrics label."""
+        return self.http.send(method, url, headers=self._headers, verify=self.verify,
+                              upstream=self.label, **kw)
 
     # ---- models -----------------------------------------------------------
     def list_models(self) -> list[ModelInfo]:
@@ -64,8 +75,7 @@ class OpenAICompatProvider(Provider):
             if time.monotonic() - self._models_at < self._cache_ttl:
                 return self._models
             try:
-                body = self.http.send("GET", f"{self.base_url}/v1/models",
-                                      headers=self._headers, upstream=self.label).json()
+                body = self._send("GET", f"{self.base_url}/v1/models").json()
                 self._models = [_model_info(m, self.name) for m in body.get("data", [])
                                 if isinstance(m, dict) and isinstance(m.get("id"), str)]
             except (errors.GatewayError, AttributeError) as exc:
@@ -87,8 +97,7 @@ class OpenAICompatProvider(Provider):
 
     def _open(self, request: GenerationRequest, stream: bool) -> UpstreamResponse:
         body = encode_request(request, stream)
-        return self.http.send("POST", self._url(request), body=body, headers=self._headers,
-                              stream=stream, upstream=self.label)
+        return self._send("POST", self._url(request), body=body, stream=stream)
 
     def generate(self, request: GenerationRequest,
                  disconnected: Optional[DisconnectCheck] = None) -> Generation:
@@ -102,8 +111,7 @@ class OpenAICompatProvider(Provider):
             return [self.generate(requests[0], disconnected)]
         body = encode_request(requests[0], stream=False)
         body["prompt"] = [r.prompt for r in requests]
-        answer = self.http.send("POST", self._url(requests[0]), body=body,
-                                headers=self._headers, upstream=self.label).json()
+        answer = self._send("POST", self._url(requests[0]), body=body).json()
         gen = decode_response(answer, requests[0], self.name)
         gen.choices.sort(key=lambda c: c.index)
         return [gen]
@@ -117,8 +125,7 @@ class OpenAICompatProvider(Provider):
     def probe(self, timeout: float = 5.0) -> Optional[str]:
         """Ready when ``GET /v1/models`` answers 200."""
         try:
-            self.http.send("GET", f"{self.base_url}/v1/models", headers=self._headers,
-                           timeout=(timeout, timeout), upstream=self.label).close()
+            self._send("GET", f"{self.base_url}/v1/models", timeout=(timeout, timeout)).close()
         except errors.GatewayError as exc:
             return exc.message
         return None
@@ -126,8 +133,7 @@ class OpenAICompatProvider(Provider):
     # ---- embeddings -----------------------------------------------------------
     def embed(self, request: EmbeddingRequest) -> Embeddings:
         body = encode_embedding_request(request)
-        answer = self.http.send("POST", f"{self.base_url}/v1/embeddings", body=body,
-                                headers=self._headers, upstream=self.label).json()
+        answer = self._send("POST", f"{self.base_url}/v1/embeddings", body=body).json()
         return decode_embeddings(answer, request, self.name)
 
     def close(self) -> None:

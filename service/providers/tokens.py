@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Callable, Optional
 
 from ..core import errors
-from ..settings import Settings
+from .config import TokenConfig
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +223,10 @@ class AdcTokenSource(TokenSource):
         return token, started + lifetime, started + lifetime - margin
 
 
-def build_token_source(settings: Settings) -> TokenSource:
-    """The source ``VERTEX_AUTH`` names (resolved by settings at start-up)."""
-    if settings.vertex_auth == "adc":
+def build_token_source(config: TokenConfig) -> TokenSource:
+    """The source ``config.source`` names (``VERTEX_AUTH``, resolved at start-up)."""
+    if config.source == "adc":
         return AdcTokenSource()
-    return HelixTokenSource(helix_argv(settings.helix_access_token_cmd, settings.helix_profile),
-                            ttl=settings.helix_token_ttl, margin=settings.helix_refresh_margin,
-                            timeout=settings.helix_command_timeout)
+    return HelixTokenSource(helix_argv(config.command, config.profile),
+                            ttl=config.ttl, margin=config.refresh_margin,
+                            timeout=config.command_timeout)

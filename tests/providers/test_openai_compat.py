@@ -9,18 +9,19 @@ import responses
 
 from service.core import errors
 from service.core.types import GenerationRequest, Message
+from service.providers.config import HttpConfig, InternalConfig, OpenAIConfig
 from service.providers.http_client import HttpClient
 from service.providers.internal import InternalProvider
 from service.providers.openai_compat import OpenAICompatProvider
-from tests.conftest import make_settings
 
 BASE = "http://upstream.test"
 
 
 @pytest.fixture
 def provider():
-    s = make_settings(retry_backoff_seconds=0, models_cache_seconds=60)
-    return OpenAICompatProvider(s, HttpClient(s), BASE, "sk-up", label="upstream")
+    return OpenAICompatProvider(OpenAIConfig(base_url=BASE, api_key="sk-up",
+                                             models_cache_seconds=60),
+                                HttpClient(HttpConfig(retry_backoff_seconds=0)))
 
 
 def chat(**kw) -> GenerationRequest:
@@ -90,8 +91,8 @@ def test_models_listing_failure_is_not_fatal(provider):
 
 @responses.activate
 def test_internal_provider_posts_completions_to_its_url():
-    s = make_settings()
-    p = InternalProvider(s, HttpClient(s), "http://internal.test/complete")
+    p = InternalProvider(InternalConfig(url="http://internal.test/complete"),
+                         HttpClient(HttpConfig()))
     responses.post("http://internal.test/complete", json={
         "choices": [{"index": 0, "text": "world", "finish_reason": "stop"}]})
     gen = p.generate(GenerationRequest(kind="completion", model="text-bison@001", prompt="hello",

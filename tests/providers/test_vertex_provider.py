@@ -10,6 +10,7 @@ import responses
 
 from service.core import errors
 from service.core.types import EmbeddingRequest, GenerationRequest, Message
+from service.providers.config import HttpConfig, VertexConfig
 from service.providers.http_client import HttpClient
 from service.providers.tokens import TokenSource, TokenUnavailable
 from service.providers.vertex import VertexProvider, models_url
@@ -43,7 +44,8 @@ def provider(tokens=None, **overrides) -> VertexProvider:
             "vertex_auth": "adc"}
     opts.update(overrides)
     s = make_settings(**opts)
-    return VertexProvider(s, HttpClient(s), tokens or ListTokens())
+    return VertexProvider(VertexConfig.from_settings(s), HttpClient(HttpConfig.from_settings(s)),
+                          tokens or ListTokens())
 
 
 def chat(model="gemini-2.5-flash", **kw) -> GenerationRequest:
@@ -63,7 +65,8 @@ def chat(model="gemini-2.5-flash", **kw) -> GenerationRequest:
      "http://gw.corp:8080/ai/v1beta1/projects/proj/locations/global/publishers/google/models"),
 ])
 def test_models_url(overrides, url):
-    assert models_url(make_settings(vertex_project="proj", vertex_auth="adc", **overrides)) == url
+    s = make_settings(vertex_project="proj", vertex_auth="adc", **overrides)
+    assert models_url(VertexConfig.from_settings(s)) == url
 
 
 @responses.activate

@@ -85,10 +85,10 @@ def test_caps_fitted_to_threads_leave_threads_for_liveness():
     assert (adm.worker.limit, adm.worker.max_waiting) == (384, 64)
     adm = Admission(s.gateway_max_in_flight, s.gateway_max_in_flight_per_upstream,
                     s.gateway_max_waiting, s.gateway_queue_wait_seconds,
-                    s.lmstudio_ws_max_connections)
+                    max_sockets=s.lmstudio_ws_max_connections)
     fit_to_threads(adm, 512)  # LM Studio's WebSockets take half the probes' reserve at most
     assert (adm.worker.limit, adm.worker.max_waiting, adm.sockets.limit) == (384, 64, 32)
-    small = Admission(384, 320, 64, 10.0, 32)
+    small = Admission(384, 320, 64, 10.0, max_sockets=32)
     fit_to_threads(small, 16)
     assert small.sockets.limit == 1 and small.worker.limit + small.worker.max_waiting + 1 < 16
     # Two workers hold 512 streams from one upstream.

@@ -163,8 +163,36 @@ def test_admission_full_backend_is_skipped():
     a, b = Fake("a"), Fake("b")
     d = _dispatcher({"a": a, "b": b}, {"m": {"deployments": [
         {"backend": "a", "model": "x"}, {"backend": "b", "model": "x"}]}})
-    from service.core.dispatch import BackendLimit
-    d._admission = {"a": BackendLimit(1), "b": BackendLimit(1)}
+    from service.admission import Admission
+    d.admission = Admission(10, 10, 4, 5, limits={"a": 1, "b": 1})
     s = d.stream(_req("m", True), Record())  # holds a's slot (fewest in flight: a first)
     assert d.generate(_req("m"), Record()).choices[0].text == "b"
     s.close()
+
+
+def test_one_cap_per_backend_skip_then_bounded_wait_then_503():
+    """The backend's max_concurrency is admission's cap: a full backend is skipped at once
+    while another candidate remains; the last one waits (bounded) and refuses with 503."""
+    import time
+
+    from service import metrics
+    from service.admission import Admission
+
+    a, b = Fake("a"), Fake("b")
+    d = _dispatcher({"a": a, "b": b}, {
+        "m": {"deployments": [{"backend": "a", "model": "x"}, {"backend": "b", "model": "x"}]},
+        "solo": {"deployments": [{"backend": "a", "model": "x"}]}})
+    d.admission = Admission(10, 10, 4, 0.3, limits={"a": 1})
+    held = d.admission.admit("a")  # a is full (taken outside this dispatcher)
+    start = time.monotonic()
+    assert d.generate(_req("m"), Record()).choices[0].text == "b"  # a skipped, no wait
+    assert time.monotonic() - start < 0.25
+    before = metrics.ADMISSION_REJECTIONS.labels("upstream a")._value.get()
+    with pytest.raises(errors.ServiceUnavailable) as exc:
+        d.generate(_req("solo"), Record())
+    assert time.monotonic() - start >= 0.3  # the bounded wait came first
+    assert exc.value.code == "overloaded" and exc.value.retry_after >= 1
+    assert metrics.ADMISSION_REJECTIONS.labels("upstream a")._value.get() == before + 1
+    held()
+    assert d.generate(_req("solo"), Record()).choices[0].text == "a"
+    assert d.admission.upstream("a").in_use == 0 and d.admission.worker.in_use == 0

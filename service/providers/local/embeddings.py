@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Optional
 
 from ...core import errors
-from ...settings import Settings
+from ..config import LocalConfig
 
 log = logging.getLogger(__name__)
 
 
 class LocalEmbedder:
-    def __init__(self, settings: Settings, path: Path, gate):
-        self.settings = settings
+    def __init__(self, config: LocalConfig, path: Path, gate):
+        self.config = config
         self.path = path
         self.gate = gate
         self._llama = None
@@ -43,12 +43,12 @@ class LocalEmbedder:
     def _load(self):
         import llama_cpp
 
-        n_ctx = self.settings.local_embedding_n_ctx
+        n_ctx = self.config.embedding_n_ctx
         start = time.monotonic()
         try:
             llama = llama_cpp.Llama(
                 model_path=str(self.path), embedding=True, n_ctx=n_ctx, n_batch=n_ctx,
-                n_ubatch=n_ctx, n_threads=self.settings.local_n_threads,
+                n_ubatch=n_ctx, n_threads=self.config.n_threads,
                 pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, verbose=False)
         except Exception as exc:  # a bad GGUF must not become a traceback
             raise errors.ModelNotLoaded(

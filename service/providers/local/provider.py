@@ -39,7 +39,7 @@ from ...core.types import (
     Choice, Chunk, ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest,
     ModelInfo, StreamMeter, ToolCall, Usage,
 )
-from ...settings import Settings
+from ..config import LocalConfig
 from .. import fim, grammars, tool_calls
 from ..base import DisconnectCheck, Provider
 from ..llama_runner import AbortSwitch, LazyGrammarRun, Sampling, TokenRun
@@ -163,11 +163,12 @@ class LocalProvider(Provider):
     supports_images = False
     supports_embeddings = True
 
-    def __init__(self, settings: Settings, *, preload: bool = False):
-        self.settings = settings
-        self.path = settings.local_model_path or default_model_path()
+    def __init__(self, config: LocalConfig):
+        self.config = config
+        self.name = config.name
+        self.path = config.path or default_model_path()
         self.model_id = model_id_for(self.path)
-        self.gate = ModelGate(settings.local_max_queue, settings.local_max_wait_seconds)
+        self.gate = ModelGate(config.max_queue, config.max_wait_seconds)
         self._llama = None
         self._formatter = None
         self._abort: Optional[AbortSwitch] = None  # for the loaded llama
@@ -176,19 +177,19 @@ class LocalProvider(Provider):
         self.load_error: Optional[str] = None
         self._info: Optional[ModelInfo] = None
         self.embedder = LocalEmbedder(
-            settings, settings.local_embedding_model_path or self.path,
-            ModelGate(settings.local_max_queue, settings.local_max_wait_seconds))
-        if preload:
+            config, config.embedding_path or self.path,
+            ModelGate(config.max_queue, config.max_wait_seconds))
+        if config.preload:
             self._ensure_loaded()
 
     # ---- model lifecycle ----------------------------------------------------
     def _load(self):
         from llama_cpp import Llama  # heavy import, only when a model is used
 
-        s = self.settings
+        c = self.config
         start = time.monotonic()
-        llama = Llama(model_path=str(self.path), n_ctx=s.local_n_ctx, n_threads=s.local_n_threads,
-                      n_batch=s.local_n_batch, verbose=False)
+        llama = Llama(model_path=str(self.path), n_ctx=c.n_ctx, n_threads=c.n_threads,
+                      n_batch=c.n_batch, verbose=False)
         log.info("loaded local model %s from %s in %.2fs", self.model_id, self.path,
                  time.monotonic() - start)
         return llama
@@ -263,7 +264,7 @@ class LocalProvider(Provider):
         arch = meta.get("general.architecture")
         trained = meta.get(f"{arch}.context_length") if arch else None
         # Clients size prompts by this: report the window served (LOCAL_N_CTX), not the trained one.
-        ctx = self.settings.local_n_ctx
+        ctx = self.config.n_ctx
         if trained and trained.isdigit():
             ctx = min(ctx, int(trained))
         digest = hashlib.sha256(f"{self.path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
@@ -292,7 +293,7 @@ class LocalProvider(Provider):
     def _prepare(self, llama, request: GenerationRequest) -> "_Prepared":
         """Prompt tokens, stops, grammars and output handling for a request."""
         plan = tool_calls.plan_for(
-            request, auto_required=self.settings.local_auto_tool_choice == "required")
+            request, auto_required=self.config.auto_tool_choice == "required")
         fmt = request.response_format or {}
         json_grammar = grammars.response_format_grammar(llama, fmt) if fmt else None
         p = _Prepared(plan=plan, grammar=json_grammar)
@@ -334,7 +335,7 @@ class LocalProvider(Provider):
         abort = self._abort_switch(llama) if cancelled is not None else None
         p = self._prepare(llama, request)
         budget = llama.n_ctx() - len(p.tokens)
-        max_tokens = min(request.max_tokens or self.settings.local_default_max_tokens, budget)
+        max_tokens = min(request.max_tokens or self.config.default_max_tokens, budget)
         want_logprobs = request.logprobs is not None
         for i in range(request.n):
             seed = request.seed + i if request.seed is not None else None

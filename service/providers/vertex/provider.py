@@ -31,9 +31,9 @@ from ...core.types import (
     ChunkStream, EmbeddingRequest, Embeddings, Generation, GenerationRequest, ModelInfo,
     StreamMeter,
 )
-from ...settings import Settings
 from . import convert as vc
 from ..base import DisconnectCheck, Provider
+from ..config import VertexConfig
 from ..http_client import HttpClient, UpstreamResponse
 from ..tokens import TokenSource, build_token_source
 
@@ -44,18 +44,18 @@ UPSTREAM = "vertex"  # the seed backend's upstream metrics label
 _VERSIONED = re.compile(r"/v1(beta1)?$")
 
 
-def models_url(settings: Settings) -> str:
-    """``…/v1/projects/{p}/locations/{l}/publishers/google/models`` for these settings."""
-    location = settings.vertex_location
-    if settings.vertex_base_url:
-        root = settings.vertex_base_url.rstrip("/")
+def models_url(config: VertexConfig) -> str:
+    """``…/v1/projects/{p}/locations/{l}/publishers/google/models`` for this backend."""
+    location = config.location
+    if config.base_url:
+        root = config.base_url.rstrip("/")
     elif location == "global":
         root = "https://aiplatform.googleapis.com"
     else:
         root = f"https://{location}-aiplatform.googleapis.com"
     if not _VERSIONED.search(root):
         root += "/v1"
-    return (f"{root}/projects/{quote(settings.vertex_project or '', safe='')}"
+    return (f"{root}/projects/{quote(config.project, safe='')}"
             f"/locations/{location}/publishers/google/models")
 
 
@@ -64,23 +64,23 @@ class VertexProvider(Provider):
     supports_images = True
     supports_embeddings = True
 
-    def __init__(self, settings: Settings, http: HttpClient,
-                 tokens: Optional[TokenSource] = None, *, label: str = UPSTREAM):
+    def __init__(self, config: VertexConfig, http: HttpClient,
+                 tokens: Optional[TokenSource] = None):
+        self.config = config
         self.http = http
-        self.label = label  # the ``upstream`` metrics label: the backend's name (MODELS_FILE)
-        self.base = models_url(settings)
-        self.model = _bare(settings.vertex_model)
+        self.name = config.name
+        self.label = config.label  # the ``upstream`` metrics label: the backend's name
+        self.base = models_url(config)
+        self.model = _bare(config.model)
         if vc.is_palm(self.model):
             log.warning("VERTEX_MODEL=%s is a retired PaLM model; using %s instead",
                         self.model, DEFAULT_GEMINI_MODEL)
             self.model = DEFAULT_GEMINI_MODEL
-        self.embedding_model = settings.vertex_embedding_model
-        self.thinking_budget = settings.vertex_thinking_budget
-        self.verify = str(settings.ssl_cert_file) if settings.ssl_cert_file else True
-        self.headers: dict[str, str] = {}
-        if settings.custom_user_id:
-            self.headers[settings.custom_header_name] = settings.custom_user_id
-        self.tokens = tokens or build_token_source(settings)
+        self.embedding_model = config.embedding_model
+        self.thinking_budget = config.thinking_budget
+        self.verify = config.verify
+        self.headers: dict[str, str] = dict(config.headers)
+        self.tokens = tokens or build_token_source(config.tokens)
         self._warned: set[str] = set()
         self._warned_lock = threading.Lock()
 
