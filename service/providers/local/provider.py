@@ -417,7 +417,7 @@ class LocalProvider(Provider):
         """OpenAI's ``system_fingerprint``: changes with the model file, llama.cpp's build
         and the served context, the things that change answers for the same seed."""
         build = importlib.metadata.version("llama_cpp_python")
-        key = f"{self.list_models()[0].digest}:{build}:{self.settings.local_n_ctx}"
+        key = f"{self.list_models()[0].digest}:{build}:{self.config.n_ctx}"
         return "fp_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
     def count_tokens(self, request: GenerationRequest) -> int:
@@ -426,7 +426,7 @@ class LocalProvider(Provider):
         self._check(request)
         llama = self._ensure_loaded()
         plan = tool_calls.plan_for(
-            request, auto_required=self.settings.local_auto_tool_choice == "required")
+            request, auto_required=self.config.auto_tool_choice == "required")
         prompt, _ = self._formatter(request.messages, plan)
         return len(llama.tokenize(prompt.encode(), add_bos=False, special=True))
 
