@@ -70,7 +70,7 @@ def build() -> Dispatcher:
     return Dispatcher(FileCatalog(ml, providers), admission=admission)
 
 
-def per_request_us(d: Dispatcher, n: int) -> float:
+def per_request_us(d: Dispatcher, n: int, admit: bool = True) -> float:
     names = [f"model-{i % MODELS}" if i % 2 else f"alias-{(i * 7) % MODELS}" for i in range(n)]
     rec = Record()
     start = time.perf_counter()
@@ -78,10 +78,11 @@ def per_request_us(d: Dispatcher, n: int) -> float:
         req = GenerationRequest(kind="chat", model=name)
         route = d.resolve(req)
         dep = d._candidates(route)[0]
-        release = d.admit(dep)
+        release = d.admit(dep) if admit else None
         replace(req, model=dep.model)  # the per-attempt copy the backend gets
         rec.routed(route.public, dep.backend)
-        release()
+        if release:
+            release()
     return (time.perf_counter() - start) / n * 1e6
 
 
@@ -102,10 +103,16 @@ def main() -> None:
     d = build()
     print(f"model list: {BACKENDS} backends, {MODELS} public names, built in "
           f"{(time.perf_counter() - t0) * 1000:.0f} ms")
-    routed = statistics.median(per_request_us(d, args.requests) for _ in range(args.rounds))
+    routed = statistics.median(per_request_us(d, args.requests, admit=False)
+                               for _ in range(args.rounds))
+    admitted = statistics.median(per_request_us(d, args.requests) for _ in range(args.rounds))
     base = statistics.median(baseline_us(args.requests) for _ in range(args.rounds))
-    print(f"routing per request: {routed - base:.2f} µs (resolve + authorize + pick + admit/"
-          f"copy/release; request construction {base:.2f} µs excluded)")
+    # Admission (issue 12's worker and per-backend slots) ran before routing existed; it is
+    # shown apart so the routing figure is the cost the model list adds (goal: <= 20 µs).
+    print(f"routing per request: {routed - base:.2f} µs (resolve + authorize + pick + copy; "
+          f"request construction {base:.2f} µs excluded; goal <= 20 µs)")
+    print(f"with admission slots taken and released: {admitted - base:.2f} µs "
+          f"(+{admitted - routed:.2f} µs)")
 
 
 if __name__ == "__main__":
