@@ -86,9 +86,21 @@ class Settings(BaseSettings):
 
     # --- embedded local model ----------------------------------------------
     local_model_path: Optional[Path] = None
-    local_n_ctx: int = Field(2048, ge=128, le=1_048_576)
-    local_n_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=512)
+    local_n_ctx: int = Field(
+        8192, ge=128, le=1_048_576,
+        description="Context served (prompt + answer), in tokens; beyond the GGUF's trained "
+                    "context, YaRN RoPE scaling stretches it. Default: SmolLM2's trained 8192, "
+                    "which holds a Roo Code turn (docs/roo-code.md).")
+    local_n_threads: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 1) - 1), ge=1, le=512,
+        description="llama.cpp threads; default: all cores but one, which is left to the HTTP "
+                    "threads (measured: benchmarks/local_model.py).")
     local_n_batch: int = Field(256, ge=8, le=65536)
+    local_kv_cache_type: Literal["f16", "q8_0", "q4_0"] = Field(
+        "f16", description="KV cache element type; q8_0 takes ~0.55x f16's memory but evaluated "
+                           "a Roo prompt 1.8x slower here (needs LOCAL_FLASH_ATTN).")
+    local_flash_attn: bool = Field(
+        True, description="llama.cpp flash attention (less memory per worker at long prompts).")
     local_max_wait_seconds: float = Field(
         30.0, ge=0, description="How long a request waits for the busy model.")
     local_max_queue: int = Field(8, ge=0, description="Requests allowed to wait for the model.")
