@@ -107,9 +107,11 @@ def served_everywhere(url: str) -> dict[str, int]:
     models = requests.get(url + "/v1/models", timeout=30).json()["data"]
     show = requests.post(url + "/api/show", json={"model": MODEL}, timeout=30).json()
     info = show["model_info"]
+    ps = requests.get(url + "/api/ps", timeout=30).json()["models"]
     return {"/v1/models": next(m for m in models if m["id"] == MODEL)["context_length"],
-            "/api/show context_length": show["context_length"],
-            "/api/show model_info": info[f"{info['general.architecture']}.context_length"]}
+            "/api/ps": next(m for m in ps if m["model"] == MODEL)["context_length"],
+            "/api/show model_info": info[f"{info['general.architecture']}.context_length"],
+            "/status": requests.get(url + "/status", timeout=30).json()["context_length"]}
 
 
 def test_default_context_is_reported_everywhere(default_url):
@@ -228,3 +230,8 @@ def test_max_completion_tokens_holds_with_tools(local_url, limit):
         messages=[{"role": "system", "content": "Always answer with a tool call."},
                   {"role": "user", "content": "Read the file src/orders.py"}])
     assert r.usage.completion_tokens <= limit
+
+
+def test_helios_status_reports_the_served_context(default_url):
+    status = requests.get(default_url + "/status", timeout=30).json()
+    assert status["model_loaded"] and status["context_length"] == SERVED
