@@ -25,23 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from gateway_overhead import wait_up  # noqa: E402  (a sibling script)
 from tests.support.procs import free_port  # noqa: E402
 
 PROMPT = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"
-
-
-def wait_up(port: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/v1/models")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the gateway on port {port} did not come up")
 
 
 def via_gateway(port: int, model: str, tokens: int) -> tuple[float, float, int]:
@@ -105,7 +92,7 @@ def main() -> None:
                   flash_attn=s.local_flash_attn, type_k=kv, type_v=kv, verbose=False)
     model = model_id_for(path)
     try:
-        wait_up(port)
+        wait_up(port, timeout=120)
         via_gateway(port, model, 8)  # warm up both
         in_process(llama, 8)
         gw, local = [], []
