@@ -1,8 +1,8 @@
 """The embedded model served by the gateway vs. llama-cpp-python in-process, side by side.
 
 Starts the gateway under gunicorn with its default settings (the embedded
-SmolLM2 model, default LOCAL_* values) and loads the same GGUF in this process
-with the same settings. Each round streams the same completion from both, one
+SmolLM2 model; LOCAL_* variables in the environment apply to both sides) and
+loads the same GGUF in this process with the same settings. Each round streams the same completion from both, one
 after the other (temperature 0, the same prompt and token count), and the
 medians are printed: decode throughput (tokens/s after the first token), the
 ratio gateway / in-process, and the time-to-first-token difference. Absolute
@@ -93,7 +93,7 @@ def main() -> None:
     path = s.local_model_path or default_model_path()
     port = free_port()
     logdir = Path(tempfile.mkdtemp(prefix="bench-local-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCAL_")}
+    env = dict(os.environ)  # LOCAL_* set here apply to both sides
     env.update({"HELIOS_PORT": str(port), "DATA_DIR": str(logdir / "data"),
                 "RATE_LIMIT_PER_IP": "0", "LOG_LEVEL": "warning"})
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
