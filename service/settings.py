@@ -100,7 +100,8 @@ class Settings(BaseSettings):
         "f16", description="KV cache element type; q8_0 takes ~0.55x f16's memory but evaluated "
                            "a Roo prompt 1.8x slower here (needs LOCAL_FLASH_ATTN).")
     local_flash_attn: bool = Field(
-        True, description="llama.cpp flash attention (less memory per worker at long prompts).")
+        False, description="llama.cpp flash attention: ~75 MB less per worker after a long "
+                           "prompt, ~6% slower prompts here; changes greedy outputs slightly.")
     local_max_wait_seconds: float = Field(
         30.0, ge=0, description="How long a request waits for the busy model.")
     local_max_queue: int = Field(8, ge=0, description="Requests allowed to wait for the model.")

@@ -4,9 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from service.providers.llama_runner import (
-    Piece, Sampling, TokenRun, _first_stop, _partial_stop_len,
-)
+from service.providers.llama_runner import Sampling, TokenRun, _first_stop, _partial_stop_len
 from service.providers.local import model_id_for
 
 
@@ -85,29 +83,3 @@ def test_a_cancelled_run_stops_at_the_next_token(tokenizer):
     assert run.finish_reason == "cancelled" and run.completion_tokens == 1
     assert "".join(p.text for p in rest) == ""
 
-
-class _FakeRun:
-    """A run that yields given pieces, one token each."""
-
-    def __init__(self, pieces):
-        self.pieces, self.completion_tokens = pieces, 0
-        self.finish_reason, self.cached_tokens, self.prompt_ms = None, 0, 1.0
-
-    def __iter__(self):
-        for p in self.pieces:
-            self.completion_tokens += 1
-            yield Piece(p)
-        self.finish_reason = "length"
-
-
-def test_a_triggered_lazy_grammar_counts_only_the_answers_tokens():
-    """The free run's "<" is thrown away and generated again under the grammar: counting it
-    too made max_completion_tokens 10/20/48 come back as 12/22/50 with tools."""
-    from service.providers.llama_runner import LazyGrammarRun
-
-    constrained = _FakeRun(["<tool_call>", "[", "{", "}", "]"])
-    run = LazyGrammarRun(_FakeRun([" ", "<"]), constrained, trigger="<")
-    assert "".join(p.text for p in run) == "<tool_call>[{}]"
-    assert run.completion_tokens == 5 == constrained.completion_tokens
-    text = LazyGrammarRun(_FakeRun(["Hi", "!"]), _FakeRun([]), trigger="<")
-    assert "".join(p.text for p in text) == "Hi!" and text.completion_tokens == 2
