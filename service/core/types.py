@@ -115,6 +115,9 @@ class GenerationRequest:
     stream: bool = False
     include_usage: bool = False
     num_ctx: Optional[int] = None
+    # A prompt longer than the context: False fails (400 context_length_exceeded); True
+    # drops the oldest messages, then cuts tokens, as Ollama does (its ``truncate``, default on).
+    truncate: bool = False
     # Reuse the backend's evaluated prompt prefix (llama.cpp's KV cache) when it can;
     # False evaluates the whole prompt again (llama.cpp's ``cache_prompt``).
     cache_prompt: bool = True

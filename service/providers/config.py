@@ -228,6 +228,8 @@ class LocalConfig:
     n_ctx: int = 2048
     n_threads: int = 1
     n_batch: int = 256
+    kv_cache_type: Literal["f16", "q8_0", "q4_0"] = "f16"
+    flash_attn: bool = False
     max_wait_seconds: float = 30.0  # a request's longest wait for the busy model
     max_queue: int = 8  # requests allowed to wait for it
     default_max_tokens: int = 512
@@ -243,7 +245,8 @@ class LocalConfig:
     @classmethod
     def from_settings(cls, s: "Settings", *, preload: bool = False) -> "LocalConfig":
         return cls(path=s.local_model_path, n_ctx=s.local_n_ctx, n_threads=s.local_n_threads,
-                   n_batch=s.local_n_batch, max_wait_seconds=s.local_max_wait_seconds,
+                   n_batch=s.local_n_batch, kv_cache_type=s.local_kv_cache_type,
+                   flash_attn=s.local_flash_attn, max_wait_seconds=s.local_max_wait_seconds,
                    max_queue=s.local_max_queue, default_max_tokens=s.local_default_max_tokens,
                    preload=preload, embedding_path=s.local_embedding_model_path,
                    embedding_n_ctx=s.local_embedding_n_ctx,

@@ -103,6 +103,13 @@ def _bounded_integers(node):
     if not isinstance(node, dict):
         return node
     out = {k: _bounded_integers(v) for k, v in node.items()}
+    types = out.get("type")
+    if isinstance(types, list) and any(t in ("object", "array") for t in types):
+        # The converter drops properties/required/items of a type list such as
+        # ["object", "null"] (Roo's optional objects): one alternative per type keeps them.
+        rest = {k: v for k, v in out.items() if k != "type"}
+        return {"anyOf": [dict(rest, type=t) if t in ("object", "array") else {"type": t}
+                          for t in types]}
     if out.get("type") == "integer" and "enum" not in out:
         lo = out.get("minimum", out.get("exclusiveMinimum", None))
         hi = out.get("maximum", out.get("exclusiveMaximum", None))

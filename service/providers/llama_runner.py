@@ -437,8 +437,9 @@ class LazyGrammarRun:
 
     @property
     def completion_tokens(self) -> int:
-        spent = self.free.completion_tokens
-        return spent + self.constrained.completion_tokens if self.triggered else spent
+        # The answer's tokens: once triggered, the free run's opening ("<") was thrown away and
+        # generated again under the grammar, so counting it too would overshoot max_tokens.
+        return self.constrained.completion_tokens if self.triggered else self.free.completion_tokens
 
     def __iter__(self) -> Iterator[Piece]:
         it = iter(self.free)

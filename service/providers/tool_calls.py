@@ -70,13 +70,19 @@ def openai_tools(tools: list[Tool]) -> list[dict]:
     return out
 
 
-def generic_tool_prompt(plan: ToolPlan) -> str:
+def generic_tool_prompt(plan: ToolPlan, *, compact: bool = False) -> str:
     """The tool instructions for templates that do not render tools themselves.
 
     Worded after SmolLM2's function-calling prompt; the grammar enforces the
-    format whatever the model makes of the words.
+    format whatever the model makes of the words. ``compact`` lists each tool
+    as one signature line (:func:`compact_signature`) instead of its JSON
+    definition: a tenth of the tokens for agents' tool sets (Roo Code's 21
+    tools: about 9,400 tokens as JSON, 1,300 as signatures).
     """
-    listing = "\n".join(json.dumps(t, ensure_ascii=False) for t in openai_tools(plan.tools))
+    if compact:
+        listing = "\n".join(compact_signature(t) for t in plan.tools)
+    else:
+        listing = "\n".join(json.dumps(t, ensure_ascii=False) for t in openai_tools(plan.tools))
     rule = ("You must call at least one of these functions." if plan.must_call else
             "Call a function when one helps; otherwise answer in plain text.")
     many = "one or more function calls" if plan.parallel else "exactly one function call"
@@ -85,6 +91,48 @@ def generic_tool_prompt(plan: ToolPlan) -> str:
         f"<tools>{listing}</tools>\n\n"
         f"{rule} To call functions, answer with {many} in this format and no other text:\n"
         '<tool_call>[{"name": "func_name1", "arguments": {"argument1": "value1"}}]</tool_call>')
+
+
+def compact_signature(tool: Tool) -> str:
+    """``name(arg: type, opt?: type|null) - first sentence of the description``."""
+    params = tool.parameters or {}
+    head = f"{tool.name}({_compact_fields(params)})"
+    summary = _first_sentence(tool.description or "")
+    return f"{head} - {summary}" if summary else head
+
+
+def _compact_fields(schema: dict) -> str:
+    required = set(schema.get("required") or ())
+    return ", ".join(f"{name}{'' if name in required else '?'}: {_compact_type(sub)}"
+                     for name, sub in (schema.get("properties") or {}).items())
+
+
+def _compact_type(schema) -> str:
+    if not isinstance(schema, dict):
+        return "any"
+    if "enum" in schema:
+        return "|".join(json.dumps(v) for v in schema["enum"])
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return "|".join(_compact_type(s) for s in schema[key])
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types or "any"]
+    out = []
+    for t in types:
+        if t == "object" and schema.get("properties"):
+            out.append("{" + _compact_fields(schema) + "}")
+        elif t == "array":
+            out.append(f"[{_compact_type(schema.get('items'))}]")
+        else:
+            out.append(str(t))
+    return "|".join(out)
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    line = text.strip().split("\n", 1)[0]
+    end = line.find(". ")
+    line = line[:end + 1] if end >= 0 else line
+    return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
 
 
 def render_calls(calls: list[ToolCall]) -> str:

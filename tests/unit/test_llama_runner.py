@@ -82,3 +82,4 @@ def test_a_cancelled_run_stops_at_the_next_token(tokenizer):
     rest = list(it)
     assert run.finish_reason == "cancelled" and run.completion_tokens == 1
     assert "".join(p.text for p in rest) == ""
+

@@ -119,9 +119,23 @@ def test_lazy_grammar_run_switches_only_when_the_output_opens_a_call():
     free, constrained = _FakeRun(["\n", "<tool", "_call>junk"]), _FakeRun(["<tool_call>[…]"])
     run = LazyGrammarRun(free, constrained, trigger="<")
     assert [p.text for p in run] == ["<tool_call>[…]"]
-    assert run.triggered and free.closed and run.completion_tokens == 3 and run.finish_reason == "stop"
+    # Only the answer's tokens count: the free run's opening was generated again under the
+    # grammar (counting it too made max_completion_tokens overshoot by 2 with tools).
+    assert run.triggered and free.closed and run.completion_tokens == 1 and run.finish_reason == "stop"
 
     free, constrained = _FakeRun([" ", "Hello", " <b>"], "length"), _FakeRun(["never"])
     run = LazyGrammarRun(free, constrained, trigger="<")
     assert "".join(p.text for p in run) == " Hello <b>"
     assert not run.triggered and run.finish_reason == "length" and constrained.completion_tokens == 0
+
+
+def test_a_nullable_object_keeps_its_required_properties_in_the_grammar():
+    """Roo's read_file has ``indentation: {type: ["object", "null"], required: [...]}``; the
+    grammar let the model write ``{}`` there until type lists became alternatives."""
+    from service.providers import grammars
+    from tests.support import roo
+
+    text = grammars.tool_call_grammar_text([("read_file", roo.SCHEMAS["read_file"])],
+                                           parallel=False)
+    rule = next(ln for ln in text.splitlines() if ln.startswith("tool0-args-indentation-0 ::="))
+    assert "anchor-line-kv" in rule and "max-lines-kv" in rule

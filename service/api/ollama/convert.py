@@ -132,7 +132,7 @@ def _apply_options(r: GenerationRequest, o: Optional[Options]) -> None:
 def _base(kind: str, w, body: dict) -> GenerationRequest:
     r = GenerationRequest(kind=kind, model=w.model, stream=w.stream is not False,
                           response_format=response_format(w.format), raw=body,
-                          raw_family="ollama")
+                          raw_family="ollama", truncate=w.truncate is not False)
     _apply_options(r, w.options)
     return r
 

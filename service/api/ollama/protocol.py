@@ -1,7 +1,7 @@
 """Ollama wire models (requests), validated with pydantic.
 
 Fields Ollama accepts but the gateway has no use for (``keep_alive``,
-``context``, ``template``, unknown ``options`` such as
+``context``, ``template``, ``shift``, unknown ``options`` such as
 ``mirostat``) are accepted and ignored, as Ollama ignores what a model
 cannot use. :func:`parse` is the OpenAI family's validator: the first problem
 becomes a 400 naming the field.
@@ -91,6 +91,8 @@ class _GenerateFields(_Wire):
     stream: Optional[bool] = None  # absent or null: stream (Ollama's default)
     keep_alive: Union[float, str, None] = None
     think: Union[bool, str, None] = None
+    # A prompt longer than num_ctx: drop the oldest messages (default), or fail (false).
+    truncate: Optional[bool] = None
 
 
 class ChatRequest(_GenerateFields):

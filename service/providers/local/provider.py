@@ -188,10 +188,22 @@ class LocalProvider(Provider):
 
         c = self.config
         start = time.monotonic()
-        llama = Llama(model_path=str(self.path), n_ctx=c.n_ctx, n_threads=c.n_threads,
-                      n_batch=c.n_batch, verbose=False)
-        log.info("loaded local model %s from %s in %.2fs", self.model_id, self.path,
-                 time.monotonic() - start)
+        kv = _KV_TYPES[c.kv_cache_type]
+        params = dict(model_path=str(self.path), n_ctx=c.n_ctx, n_threads=c.n_threads,
+                      n_threads_batch=c.n_threads, n_batch=c.n_batch,
+                      flash_attn=c.flash_attn, type_k=kv, type_v=kv, verbose=False)
+        llama = Llama(**params)
+        trained = _trained_context(llama)
+        if trained and llama.n_ctx() > trained:
+            # Past the trained context plain RoPE degrades fast; YaRN stretches it instead.
+            llama.close()
+            llama = Llama(**params, rope_scaling_type=_ROPE_SCALING_YARN, yarn_orig_ctx=trained,
+                          rope_freq_scale=trained / c.n_ctx)
+            log.info("LOCAL_N_CTX %d > trained context %d: YaRN RoPE scaling x%.2f",
+                     c.n_ctx, trained, c.n_ctx / trained)
+        log.info("loaded local model %s from %s in %.2fs (context %d, KV cache %s)",
+                 self.model_id, self.path, time.monotonic() - start, llama.n_ctx(),
+                 c.kv_cache_type)
         return llama
 
     def _ensure_loaded(self):
@@ -262,11 +274,9 @@ class LocalProvider(Provider):
         st = self.path.stat()
         meta = dict(self._llama.metadata) if self._llama is not None else {}
         arch = meta.get("general.architecture")
-        trained = meta.get(f"{arch}.context_length") if arch else None
-        # Clients size prompts by this: report the window served (LOCAL_N_CTX), not the trained one.
-        ctx = self.config.n_ctx
-        if trained and trained.isdigit():
-            ctx = min(ctx, int(trained))
+        # Clients size prompts by this: the context served (llama.cpp's, once loaded), not the
+        # trained one.
+        ctx = self._llama.n_ctx() if self._llama is not None else self.config.n_ctx
         digest = hashlib.sha256(f"{self.path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
         quant = re.search(r"(i?q\d\w*|f16|f32|bf16)$", self.path.name.removesuffix(".gguf"), re.I)
         return ModelInfo(
@@ -296,10 +306,10 @@ class LocalProvider(Provider):
             request, auto_required=self.config.auto_tool_choice == "required")
         fmt = request.response_format or {}
         json_grammar = grammars.response_format_grammar(llama, fmt) if fmt else None
-        p = _Prepared(plan=plan, grammar=json_grammar)
+        p = _Prepared(plan=plan, grammar=json_grammar, window=_window(llama, request))
+        room = min(request.max_tokens or self.config.default_max_tokens, p.window // 4)
         if request.kind == "chat":
-            prompt, p.stops = self._formatter(request.messages, plan)
-            p.tokens = llama.tokenize(prompt.encode(), add_bos=False, special=True)
+            p.tokens, p.stops = self._chat_tokens(llama, request, plan, p.window - room)
         elif request.suffix:
             p.tokens, p.stops = fim.fim_prompt(llama, request.prompt, request.suffix,
                                                _adds_bos(llama))
@@ -316,11 +326,12 @@ class LocalProvider(Provider):
                 p.grammar = tool_grammar
             else:
                 p.lazy_grammar = tool_grammar
-        if len(p.tokens) >= llama.n_ctx():
-            raise errors.InvalidRequest(
-                f"the prompt is {len(p.tokens)} tokens; model '{self.model_id}' has a context of "
-                f"{llama.n_ctx()} tokens (LOCAL_N_CTX)", param="messages" if request.kind == "chat"
-                else "prompt", code="context_length_exceeded")
+        if len(p.tokens) >= p.window:
+            if not request.truncate:
+                raise errors.ContextLengthExceeded(
+                    p.window, len(p.tokens),
+                    param="messages" if request.kind == "chat" else "prompt")
+            p.tokens = _shift_truncate(p.tokens, p.window)
         return p
 
     def _abort_switch(self, llama) -> AbortSwitch:
@@ -329,12 +340,39 @@ class LocalProvider(Provider):
             self._abort = AbortSwitch(llama)
         return self._abort
 
+    def _chat_tokens(self, llama, request: GenerationRequest,
+                     plan: Optional[tool_calls.ToolPlan], fits: int) -> tuple[list[int], list[str]]:
+        """The chat prompt's tokens: tools as JSON when the prompt then leaves room for an answer
+        (at most ``fits`` tokens), else as one-line signatures; with ``request.truncate``
+        (Ollama's default) the oldest messages are dropped until it fits, as Ollama does."""
+        def render(messages, compact: bool):
+            prompt, stops = self._formatter(messages, plan, compact=compact)
+            return llama.tokenize(prompt.encode(), add_bos=False, special=True), stops
+
+        messages = request.messages
+        tokens, stops = render(messages, False)
+        compact = plan is not None and len(tokens) > fits
+        if compact:
+            tokens, stops = render(messages, True)
+        if not request.truncate or len(tokens) <= fits:
+            return tokens, stops
+        # Ollama's chatPrompt: drop messages from the front, keeping every system message and
+        # always the latest message; anything still too long is cut by _shift_truncate.
+        for i in range(1, len(messages)):
+            kept = [m for m in messages[:i] if m.role == "system"] + messages[i:]
+            tokens, stops = render(kept, compact)
+            if len(tokens) <= fits:
+                break
+        log.info("prompt longer than the context of %d tokens; dropped the oldest messages",
+                 fits)
+        return tokens, stops
+
     def _runs(self, llama, request: GenerationRequest,
               cancelled: Optional[DisconnectCheck] = None):
         cancelled = _either(cancelled, request.cancel.is_set if request.cancel else None)
         abort = self._abort_switch(llama) if cancelled is not None else None
         p = self._prepare(llama, request)
-        budget = llama.n_ctx() - len(p.tokens)
+        budget = p.window - len(p.tokens)
         max_tokens = min(request.max_tokens or self.config.default_max_tokens, budget)
         want_logprobs = request.logprobs is not None
         for i in range(request.n):
@@ -439,6 +477,14 @@ class LocalProvider(Provider):
 
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml type ids (llama_cpp.GGML_TYPE_*)
+_ROPE_SCALING_YARN = 2  # llama_cpp.LLAMA_ROPE_SCALING_TYPE_YARN
+
+
+def _trained_context(llama) -> Optional[int]:
+    meta = llama.metadata
+    value = meta.get(f"{meta.get('general.architecture')}.context_length", "")
+    return int(value) if value.isdigit() else None
 
 
 @dataclass(slots=True)
@@ -452,6 +498,7 @@ class _Prepared:
     grammar: object = None        # applied from the first token
     lazy_grammar: object = None   # applied once the model opens a tool call
     suffix: Optional[str] = None  # FIM: output must not run into it
+    window: int = 0               # tokens the prompt and the answer may use together
 
 
 def _choice_chunks(i: int, p: _Prepared, run, request: GenerationRequest) -> Iterator[Chunk]:
@@ -543,6 +590,25 @@ def _note_reuse(usage: Usage, run) -> None:
         metrics.prompt_reuse(run.cached_tokens)
 
 
+def _window(llama, request: GenerationRequest) -> int:
+    """The context a request may use: the served one, or Ollama's smaller ``num_ctx``."""
+    served = llama.n_ctx()
+    return min(request.num_ctx, served) if request.num_ctx else served
+
+
+# Ollama's default num_keep: the prompt's first tokens survive a context shift.
+_NUM_KEEP = 4
+
+
+def _shift_truncate(tokens: list[int], window: int) -> list[int]:
+    """Ollama's runner on a prompt still too long: keep the first ``num_keep`` tokens and the
+    latest ones, leaving about half the remaining context for the answer."""
+    keep = min(_NUM_KEEP, window - 1)
+    limit = window - max((window - keep) // 2, 1)
+    log.info("prompt of %d tokens cut to %d (context %d)", len(tokens), limit, window)
+    return tokens[:keep] + tokens[len(tokens) - (limit - keep):]
+
+
 def _either(a: Optional[DisconnectCheck], b: Optional[DisconnectCheck]):
     """A stop check that is true once either is (the client left, or a newer request
     superseded this one)."""
@@ -612,7 +678,10 @@ def _chat_formatter(llama):
     fmt = Jinja2ChatFormatter(template=template, eos_token=token_text("tokenizer.ggml.eos_token_id"),
                               bos_token=token_text("tokenizer.ggml.bos_token_id"))
 
-    def render(messages, plan: Optional[tool_calls.ToolPlan] = None) -> tuple[str, list[str]]:
+    def render(messages, plan: Optional[tool_calls.ToolPlan] = None,
+               compact: bool = False) -> tuple[str, list[str]]:
+        """``compact``: tools as one-line signatures (templates that render tools
+        themselves get their JSON either way)."""
         kwargs = {}
         if renders_tools:
             rendered = [_template_message_native(m) for m in messages]
@@ -621,7 +690,8 @@ def _chat_formatter(llama):
         else:
             rendered = [_template_message(m) for m in messages]
             if plan is not None:
-                rendered = _with_system(rendered, tool_calls.generic_tool_prompt(plan))
+                rendered = _with_system(rendered,
+                                        tool_calls.generic_tool_prompt(plan, compact=compact))
         try:
             out = fmt(messages=rendered, **kwargs)
         except Exception as exc:  # template raise_exception(), e.g. role order rules

@@ -32,8 +32,8 @@ def test_tags_show_ps_describe_the_gguf(local_url):
     assert entry.details.parameter_size == "135M" and entry.details.quantization_level == "Q4_1"
     shown = c.show(MODEL)
     assert shown.modelinfo["general.architecture"] == "llama"
-    # the window served (LOCAL_N_CTX 2048), not the 8192 SmolLM2 was trained with
-    assert shown.modelinfo["llama.context_length"] == 2048
+    # the window served (LOCAL_N_CTX's default, SmolLM2's trained 8192)
+    assert shown.modelinfo["llama.context_length"] == 8192
     assert "tokenizer.chat_template" not in shown.modelinfo and "im_start" in shown.template
     assert shown.capabilities[0] == "completion" and "vision" not in shown.capabilities
     running = c.ps().models
