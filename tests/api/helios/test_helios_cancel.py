@@ -15,6 +15,7 @@ from typing import Iterator
 import pytest
 
 from service.providers import llama_runner
+from service.providers.config import LocalConfig
 from service.providers.llama_runner import AbortSwitch, Sampling, TokenRun
 from service.providers.local.provider import LocalProvider, ModelGate, RequestCancelled
 from tests.conftest import make_settings
@@ -56,7 +57,7 @@ def test_a_cancelled_waiter_never_takes_the_model():
 
 @pytest.fixture(scope="module")
 def llama():
-    provider = LocalProvider(make_settings(), preload=True)
+    provider = LocalProvider(LocalConfig.from_settings(make_settings(), preload=True))
     yield provider._llama
     provider.close()
 
