@@ -121,7 +121,9 @@ def served_everywhere(url: str) -> dict[str, int]:
     return {"/v1/models": next(m for m in models if m["id"] == MODEL)["context_length"],
             "/api/ps": next(m for m in ps if m["model"] == MODEL)["context_length"],
             "/api/show model_info": info[f"{info['general.architecture']}.context_length"],
-            "/status": requests.get(url + "/status", timeout=30).json()["context_length"]}
+            "/v1/model/info": next(
+                m for m in requests.get(url + "/v1/model/info", timeout=30).json()["data"]
+                if m["model_name"] == MODEL)["model_info"]["max_input_tokens"]}
 
 
 def test_default_context_is_reported_everywhere(default_url):
@@ -245,8 +247,3 @@ def test_max_completion_tokens_holds_with_tools(local_url, limit):
         messages=[{"role": "system", "content": "Always answer with a tool call."},
                   {"role": "user", "content": "Read the file src/orders.py"}])
     assert r.usage.completion_tokens <= limit
-
-
-def test_helios_status_reports_the_served_context(default_url):
-    status = requests.get(default_url + "/status", timeout=30).json()
-    assert status["model_loaded"] and status["context_length"] == SERVED

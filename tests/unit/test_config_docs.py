@@ -41,7 +41,7 @@ def test_the_page_shows_types_defaults_and_constraints():
     row = next(line for line in text.splitlines() if line.startswith("| `HELIOS_PORT`"))
     assert row == "| `HELIOS_PORT` | integer | `8000` | ≥ 1, ≤ 65535 | Bind port. |"
     # Machine-dependent defaults are described, not the generating machine's values.
-    assert "| `LOCAL_N_THREADS` | integer | CPU count |" in text
+    assert "| `LOCAL_N_THREADS` | integer | CPU count minus one, at least 1 |" in text
     assert "| `GUNICORN_WORKERS` | integer | CPU count, at most 4 |" in text
     assert "secret: never logged" in next(line for line in text.splitlines()
                                           if line.startswith("| `ADMIN_API_KEY`"))

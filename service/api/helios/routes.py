@@ -206,21 +206,12 @@ def status():
         "server_status": "reloading" if helios.lifecycle.reloading else "running",
         "model_loaded": helios.lifecycle.ready(provider),
         "model_name": model,
-        "context_length": _context_length(provider, model) if helios.lifecycle.ready(provider)
-        else None,
         "uptime": _uptime(),
+        # Exactly the Helios document's keys; the context served is in the model listings.
         "config": {"max_tokens": s.helios_default_max_tokens,
                    "temperature": s.helios_default_temperature,
                    "host": s.helios_host, "port": s.helios_port},
     })
-
-
-def _context_length(provider, model: Optional[str]) -> Optional[int]:
-    """The context the model is served with, as the model listings report it."""
-    try:
-        return next((m.context_length for m in provider.list_models() if m.id == model), None)
-    except errors.GatewayError:
-        return None
 
 
 @bp.post("/restart")
