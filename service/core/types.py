@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal, Optional
 
+import orjson
+
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 # "stop" | "length" | "tool_calls" | "content_filter", or another reason a backend gave
 # (passed through, e.g. vLLM's "abort"); None when the backend gave none.
@@ -42,6 +44,15 @@ class ToolCall:
     id: str
     name: str
     arguments: str
+
+    def arguments_object(self) -> Optional[dict[str, Any]]:
+        """The arguments parsed as the JSON object APIs that nest them want (Ollama's
+        ``arguments``, Anthropic's ``input``); empty means ``{}``; None when not an object."""
+        try:
+            value = orjson.loads(self.arguments) if self.arguments.strip() else {}
+        except orjson.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
 
 
 @dataclass(slots=True)

@@ -204,11 +204,8 @@ def usage_dict(u: Optional[Usage]) -> dict:
 
 def tool_input(call: ToolCall) -> dict:
     """A call's arguments as the JSON object Anthropic's ``input`` must be."""
-    try:
-        value = orjson.loads(call.arguments or "{}")
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
+    value = call.arguments_object()
+    if value is None:
         raise errors.UpstreamError(
             f"the backend's call of '{call.name}' has arguments that are not a JSON object: "
             f"{call.arguments[:120]!r}")

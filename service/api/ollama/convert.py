@@ -179,11 +179,8 @@ def tool_calls_out(calls: list[ToolCall]) -> list[dict]:
     """Internal calls -> Ollama's, arguments parsed into objects."""
     out = []
     for i, c in enumerate(calls):
-        try:
-            args = orjson.loads(c.arguments) if c.arguments.strip() else {}
-        except orjson.JSONDecodeError:
-            args = None
-        if not isinstance(args, dict):
+        args = c.arguments_object()
+        if args is None:
             raise errors.UpstreamError(
                 f"the model called '{c.name}' with arguments that are not a JSON object: "
                 f"{c.arguments[:200]!r}")
