@@ -11,8 +11,12 @@ the direct upstream, side by side. Refusals (503, e.g. admission's
 ``overloaded``) are counted apart and left out of the latencies; other failures
 are errors. Absolute numbers depend on the machine; the ratios are the result.
 Usage: ``python benchmarks/gateway_overhead.py [--seconds 3] [--rounds 3]
-[--gateway-threads N]`` (default: the gateway's GUNICORN_THREADS default; with
-few threads admission fits its caps to them and refuses some requests at 16).
+[--gateway-threads N] [--baseline REV]`` (default: the gateway's GUNICORN_THREADS
+default; with few threads admission fits its caps to them and refuses some
+requests at 16). ``--baseline REV`` also runs the gateway as of git revision
+REV (checked out in a temporary worktree, same settings, same interpreter) as a
+fourth target, so "the overhead did not grow" is measured side by side in one
+run rather than against numbers from another day's machine.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -97,13 +102,26 @@ def load(port: int, concurrency: int, seconds: float) -> dict:
             "refused": refused[0], "ok": len(lat)}
 
 
-def gunicorn(app: str, port: int, env: dict, log) -> subprocess.Popen:
+def gunicorn(app: str, port: int, env: dict, log, root: Path = ROOT) -> subprocess.Popen:
     full = dict(os.environ, **env)
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "8",
          "-b", f"127.0.0.1:{port}", app] if app != "wsgi:app" else
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app],
-        cwd=ROOT if app == "wsgi:app" else ROOT / "benchmarks", env=full, stdout=log, stderr=log)
+        cwd=root if app == "wsgi:app" else ROOT / "benchmarks", env=full, stdout=log, stderr=log)
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """A detached git worktree of ``rev`` (removed by :func:`drop_checkout`)."""
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                    str(into), rev], check=True)
+    return into
+
+
+def drop_checkout(path: Path) -> None:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+                   check=False)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def main() -> None:
@@ -112,6 +130,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--gateway-threads", type=int, default=None,
                     help="GUNICORN_THREADS of the gateway (default: its own default)")
+    ap.add_argument("--baseline", metavar="REV", default=None,
+                    help="also run the gateway at this git revision, side by side")
     args = ap.parse_args()
 
     up_port, bare_port, gw_port = free_port(), free_port(), free_port()
@@ -122,17 +142,30 @@ def main() -> None:
     procs.append(gunicorn("bare_proxy:app", bare_port, {"UPSTREAM": upstream},
                           open(logdir / "bare.log", "w")))
     gw_env = {"GUNICORN_THREADS": str(args.gateway_threads)} if args.gateway_threads else {}
-    procs.append(gunicorn("wsgi:app", gw_port, gw_env | {
-        "LM_STUDIO_BASE_URL": upstream, "HELIOS_PORT": str(gw_port), "GUNICORN_WORKERS": "2",
-        "LOG_LEVEL": "info", "LOCAL_PRELOAD": "false",
-        # The per-IP limiter stays on (its cost is measured), set high enough never to refuse.
-        "RATE_LIMIT_PER_IP": "100000000", "DATA_DIR": str(logdir / "data")},
-        open(logdir / "gateway.log", "w")))
+
+    def gateway_env(port: int, name: str) -> dict:
+        data, metrics = logdir / f"data-{name}", logdir / f"metrics-{name}"
+        metrics.mkdir()
+        return gw_env | {
+            "LM_STUDIO_BASE_URL": upstream, "HELIOS_PORT": str(port), "GUNICORN_WORKERS": "2",
+            "LOG_LEVEL": "info", "LOCAL_PRELOAD": "false", "DATA_DIR": str(data),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+            # The per-IP limiter stays on (its cost is measured), set high enough never to refuse.
+            "RATE_LIMIT_PER_IP": "100000000"}
+
+    procs.append(gunicorn("wsgi:app", gw_port, gateway_env(gw_port, "gateway"),
+                          open(logdir / "gateway.log", "w")))
+    targets = {"direct": up_port, "bare proxy": bare_port, "gateway": gw_port}
+    base_root = None
+    if args.baseline:
+        base_root = checkout(args.baseline, logdir / "baseline")
+        base_port = free_port()
+        procs.append(gunicorn("wsgi:app", base_port, gateway_env(base_port, "baseline"),
+                              open(logdir / "baseline.log", "w"), root=base_root))
+        targets[f"gw@{args.baseline[:8]}"] = base_port
     try:
-        for p in (up_port, gw_port):
-            wait_up(p)
-        wait_up(bare_port, "/")
-        targets = {"direct": up_port, "bare proxy": bare_port, "gateway": gw_port}
+        for name, p in targets.items():
+            wait_up(p, "/" if name == "bare proxy" else "/v1/models")
         for port in targets.values():  # warm up connections and model caches
             load(port, 4, 0.5)
         for conc in (1, 16):
@@ -152,17 +185,21 @@ def main() -> None:
                 print(f"{name:<12}{m['rps']:>9.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}{m['ok']:>8}"
                       f"{m['refused']:>6}{m['errors']:>7}{m['p50'] / d['p50']:>8.2f}"
                       f"{m['p99'] / d['p99']:>8.2f}{m['rps'] / d['rps']:>9.2f}")
-            b, g = med["bare proxy"], med["gateway"]
-            print(f"added p50 latency: gateway {g['p50'] - d['p50']:.2f} ms, "
-                  f"bare proxy {b['p50'] - d['p50']:.2f} ms "
-                  f"(gateway/bare = {(g['p50'] - d['p50']) / max(b['p50'] - d['p50'], 1e-9):.2f}x)")
-            print(f"throughput: gateway/direct = {g['rps'] / d['rps']:.2f}, "
-                  f"gateway/bare proxy = {g['rps'] / b['rps']:.2f}")
+            b = med["bare proxy"]
+            for name in ["gateway"] + [t for t in targets if t.startswith("gw@")]:
+                g = med[name]
+                print(f"{name}: added p50 latency {g['p50'] - d['p50']:.2f} ms vs bare proxy "
+                      f"{b['p50'] - d['p50']:.2f} ms "
+                      f"(/bare = {(g['p50'] - d['p50']) / max(b['p50'] - d['p50'], 1e-9):.2f}x); "
+                      f"throughput /direct = {g['rps'] / d['rps']:.2f}, "
+                      f"/bare proxy = {g['rps'] / b['rps']:.2f}")
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(10)
+        if base_root is not None:
+            drop_checkout(base_root)
 
 
 if __name__ == "__main__":

