@@ -54,6 +54,16 @@ class ToolCall:
             return None
         return value if isinstance(value, dict) else None
 
+    def arguments_wrapped(self) -> dict[str, Any]:
+        """The arguments as an object for backends that require one (Gemini's ``args``,
+        Anthropic's ``input``), lenient with odd histories from other models: text that is
+        not JSON becomes ``{"arguments": text}``, JSON that is not an object ``{"value": …}``."""
+        try:
+            value = orjson.loads(self.arguments or "{}")
+        except orjson.JSONDecodeError:
+            return {"arguments": self.arguments}
+        return value if isinstance(value, dict) else {"value": value}
+
 
 @dataclass(slots=True)
 class Message:

@@ -37,7 +37,7 @@ from .http_client import (
 )
 from .sse import SseEvents, incomplete
 # One wording of the gap-filling instruction; one lenient reading of a history's call arguments.
-from .vertex.convert import FIM_INSTRUCTION, _args as _tool_input
+from .chat_fim import FIM_INSTRUCTION, fim_user_text
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def encode_messages(messages: list[Message]) -> tuple[str, list[dict]]:
         elif m.role == "assistant":
             blocks = _blocks(m.content)
             blocks += [{"type": "tool_use", "id": c.id, "name": c.name,
-                        "input": _tool_input(c.arguments)} for c in m.tool_calls]
+                        "input": c.arguments_wrapped()} for c in m.tool_calls]
             add("assistant", blocks)
         else:
             add("user", _blocks(m.content))
@@ -263,7 +263,7 @@ def encode_request(r: GenerationRequest, stream: bool,
     if r.n != 1:
         raise errors.UnsupportedFeature("Anthropic backends answer one choice (n=1)", param="n")
     if r.kind == "completion":
-        text = f"<prefix>{r.prompt}</prefix><suffix>{r.suffix}</suffix>" if r.suffix else r.prompt
+        text = fim_user_text(r.prompt, r.suffix) if r.suffix else r.prompt
         messages = [Message(role="user", content=text or " ")]
         if r.suffix:
             messages.insert(0, Message(role="system", content=FIM_INSTRUCTION))

@@ -31,6 +31,7 @@ from ...core.types import (
     Choice, Chunk, Generation, GenerationRequest, ImagePart, Message, TextPart, ToolCall,
     ToolCallDelta, Usage,
 )
+from ..chat_fim import FIM_INSTRUCTION, fim_user_text
 from ..sse import incomplete, sse_objects
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,6 @@ CONTENT_FILTER = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CON
 
 # Gemini 3 accepts this in place of a lost signature (history from another model).
 SKIP_SIGNATURE = "skip_thought_signature_validator"
-
-FIM_INSTRUCTION = (
-    "You fill a gap in a document. The text before the gap is between <prefix> and "
-    "</prefix>, the text after it between <suffix> and </suffix>. Reply with exactly the "
-    "text that belongs in the gap: no explanation, no code fences, and do not repeat the "
-    "prefix or the suffix.")
-
 
 def is_palm(model: str) -> bool:
     return model.startswith(PALM_PREFIXES)
@@ -164,15 +158,6 @@ def _user_parts(m: Message) -> list[dict]:
     return parts
 
 
-def _args(arguments: str) -> dict:
-    """Tool-call arguments as the object Gemini wants; lenient with odd histories."""
-    try:
-        value = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return {"arguments": arguments}
-    return value if isinstance(value, dict) else {"value": value}
-
-
 def _tool_response(text: str) -> dict:
     try:
         value = orjson.loads(text)
@@ -211,7 +196,7 @@ def encode_contents(messages: list[Message], model: str) -> tuple[list[dict], li
             parts = [{"text": m.text()}] if m.text() else []
             for pos, c in enumerate(m.tool_calls):
                 calls[c.id] = (c.name, pos)
-                part: dict[str, Any] = {"functionCall": {"name": c.name, "args": _args(c.arguments)}}
+                part: dict[str, Any] = {"functionCall": {"name": c.name, "args": c.arguments_wrapped()}}
                 signature = signature_from_id(c.id)
                 if signature is None and pos == 0 and needs_signature:
                     signature = SKIP_SIGNATURE
@@ -296,7 +281,7 @@ def encode_request(r: GenerationRequest, model: str,
     if r.kind == "completion":
         if r.suffix:
             system = [{"text": FIM_INSTRUCTION}]
-            text = f"<prefix>{r.prompt}</prefix><suffix>{r.suffix}</suffix>"
+            text = fim_user_text(r.prompt, r.suffix)
         else:
             system, text = [], r.prompt
         contents = [{"role": "user", "parts": [{"text": text}]}]
