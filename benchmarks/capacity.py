@@ -9,8 +9,14 @@ first-byte p50/p99, added per-chunk delay p99 (arrival minus the upstream's
 send time, both on this machine's clock), ``/healthz`` p99 (polled every
 100 ms on new connections, 5 s timeout) and the workers' peak RSS and CPU.
 
+``--slow-clients N ...`` then opens N clients per step that trickle a byte per
+``--trickle`` seconds (half their headers, half a request body after whole
+headers) for ``--slow-window`` seconds, and prints how many the target cut (and
+with which status, how long after their first byte) and ``/healthz`` p50/p99
+meanwhile. ``--steps`` with no value skips the stream ramp.
+
 Usage: ``python benchmarks/capacity.py [--duration 30] [--steps 64 128 ...]
-[--targets gateway naive] [--workers 2] [--threads 512]``. The client is one
+[--targets gateway naive] [--workers 2] [--threads 512] [--slow-clients 256]``. The client is one
 asyncio process, so it is cheap next to what it measures, but it shares the
 machine: say what else was running when you quote the numbers.
 """
@@ -175,6 +181,79 @@ async def poll_health(port: int, stop: asyncio.Event, out: list) -> None:
         await asyncio.sleep(0.1)
 
 
+SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"y" * 200 + b"\r\n\r\n"
+SLOW_BODY_HEAD = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 400\r\n\r\n")
+
+
+async def slow_client(port: int, body: bool, trickle: float, until: float, out: dict) -> None:
+    """Trickle headers (or, after whole headers, a body) a byte at a time until cut or
+    ``until``; note when the target answered or closed, and its status."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        out["failed"] += 1
+        return
+    start = time.monotonic()
+    answer = asyncio.create_task(reader.read(4096))
+    try:
+        if body:
+            writer.write(SLOW_BODY_HEAD)
+        for b in (b" " * 400 if body else SLOW_HEAD):
+            if answer.done() or time.monotonic() >= until:
+                break
+            writer.write(bytes([b]))
+            await writer.drain()
+            await asyncio.wait([answer], timeout=trickle)
+    except OSError:
+        pass
+    if answer.done():
+        took = time.monotonic() - start
+        try:
+            data = answer.result()
+        except OSError:
+            data = b""
+        out["cut"].append(took)
+        status = data.split(b" ")[1].decode() if data.startswith(b"HTTP/") else "closed"
+        out["status"][status] = out["status"].get(status, 0) + 1
+    else:
+        answer.cancel()
+        out["open"] += 1
+    writer.close()
+
+
+async def slow_step(port: int, master: int, n: int, window: float, trickle: float) -> dict:
+    out = {"cut": [], "status": {}, "open": 0, "failed": 0}
+    workers = _children(master)
+    cpu0 = {w: _cpu(w) for w in workers}
+    stop, health = asyncio.Event(), []
+    t0 = time.monotonic()
+    until = t0 + window
+    clients = [asyncio.create_task(slow_client(port, bool(i % 2), trickle, until, out))
+               for i in range(n)]
+    await asyncio.sleep(1.0)  # all connected and trickling
+    poller = asyncio.create_task(poll_health(port, stop, health))
+    rss = {w: 0.0 for w in workers}
+    pending = set(clients)
+    while pending or time.monotonic() < until:  # /healthz is polled the whole window
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+        else:
+            await asyncio.sleep(min(1.0, max(0.0, until - time.monotonic())))
+        for w in workers:
+            rss[w] = max(rss[w], _rss_mb(w))
+    stop.set()
+    await poller
+    q = lambda xs, p: sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+    return {"n": n, "cut": len(out["cut"]), "open": out["open"], "failed": out["failed"],
+            "status": " ".join(f"{k}:{v}" for k, v in sorted(out["status"].items())) or "-",
+            "cut_p50": q(out["cut"], 0.5), "cut_max": q(out["cut"], 1.0),
+            "health_p50": q(health, 0.5) * 1000, "health_p99": q(health, 0.99) * 1000,
+            "polls": len(health), "rss_mb": max(rss.values(), default=0.0),
+            "cpu_pct": 100 * sum(_cpu(w) - cpu0[w] for w in workers)
+            / (time.monotonic() - t0)}
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -265,15 +344,51 @@ def wait_up(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"port {port} did not come up")
 
 
+def ramp_streams(args, name: str, port: int, master: int) -> None:
+    print(f"\n{name}")
+    print(f"{'streams':>8} {'ok':>5} {'failed':>6} {'refused':>7} {'1st p50':>8} {'1st p99':>8} "
+          f"{'chunk p99':>9} {'health p99':>10} {'RSS/wkr':>8} {'CPU':>6}")
+    for n in args.steps:
+        r = asyncio.run(step(port, master, n, args.ramp))
+        print(f"{r['n']:>8} {r['ok']:>5} {r['failed']:>6} {r['refused']:>7} "
+              f"{r['first_p50']:>6.0f}ms {r['first_p99']:>6.0f}ms {r['delay_p99']:>7.0f}ms "
+              f"{r['health_p99']:>8.0f}ms {r['rss_mb']:>6.0f}MB {r['cpu_pct']:>5.0f}%",
+              flush=True)
+
+
+def _seconds(x: float) -> str:
+    return f"{'-':>8}" if x != x else f"{x:>7.1f}s"  # x != x: nan, nothing was cut
+
+
+def slow_clients(args, name: str, port: int, master: int) -> None:
+    print(f"\n{name}, slow clients (a byte per {args.trickle:g}s, "
+          f"{args.slow_window:g}s at most)")
+    print(f"{'clients':>8} {'cut':>5} {'statuses':>16} {'open':>5} {'cut p50':>8} "
+          f"{'cut max':>8} {'health p50':>10} {'health p99':>10} {'polls':>5} {'RSS/wkr':>8} "
+          f"{'CPU':>6}")
+    for n in args.slow_clients:
+        r = asyncio.run(slow_step(port, master, n, args.slow_window, args.trickle))
+        print(f"{r['n']:>8} {r['cut']:>5} {r['status']:>16} {r['open']:>5} "
+              f"{_seconds(r['cut_p50'])} {_seconds(r['cut_max'])} {r['health_p50']:>8.0f}ms "
+              f"{r['health_p99']:>8.0f}ms {r['polls']:>5} {r['rss_mb']:>6.0f}MB "
+              f"{r['cpu_pct']:>5.0f}%", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0, help="seconds per stream")
     ap.add_argument("--rate", type=float, default=10.0, help="chunks per second per stream")
-    ap.add_argument("--steps", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
+    ap.add_argument("--steps", type=int, nargs="*", default=[64, 128, 256, 512, 1024])
     ap.add_argument("--targets", nargs="+", default=["gateway", "naive"])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=512)
     ap.add_argument("--ramp", type=float, default=2.0, help="seconds to open a step's streams")
+    ap.add_argument("--slow-clients", type=int, nargs="*", default=[],
+                    help="slow-client steps: clients trickling headers or bodies")
+    ap.add_argument("--slow-window", type=float, default=45.0,
+                    help="seconds each slow client trickles at most")
+    ap.add_argument("--trickle", type=float, default=1.0,
+                    help="seconds between a slow client's bytes")
     ap.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_upstream:
@@ -299,16 +414,10 @@ def main() -> None:
                                     args.threads, log, Path(tmp))
                 try:
                     wait_up(port)
-                    print(f"\n{name}")
-                    print(f"{'streams':>8} {'ok':>5} {'failed':>6} {'refused':>7} "
-                          f"{'1st p50':>8} {'1st p99':>8} {'chunk p99':>9} {'health p99':>10} "
-                          f"{'RSS/wkr':>8} {'CPU':>6}")
-                    for n in args.steps:
-                        r = asyncio.run(step(port, proc.pid, n, args.ramp))
-                        print(f"{r['n']:>8} {r['ok']:>5} {r['failed']:>6} {r['refused']:>7} "
-                              f"{r['first_p50']:>6.0f}ms {r['first_p99']:>6.0f}ms "
-                              f"{r['delay_p99']:>7.0f}ms {r['health_p99']:>8.0f}ms "
-                              f"{r['rss_mb']:>6.0f}MB {r['cpu_pct']:>5.0f}%", flush=True)
+                    if args.steps:
+                        ramp_streams(args, name, port, proc.pid)
+                    if args.slow_clients:
+                        slow_clients(args, name, port, proc.pid)
                 finally:
                     proc.terminate()
                     proc.wait(30)

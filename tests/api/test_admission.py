@@ -104,3 +104,47 @@ def test_every_response_carries_the_gateway_overhead(upstream_gateway):
     assert float(responses[-1].headers["X-Gateway-Overhead-Ms"]) < 1000
     text = scrape(url)
     assert value(text, "gateway_overhead_seconds_count", route="/v1/chat/completions") >= 3
+
+
+def test_a_full_backend_leaves_the_others_their_slots(upstream, tmp_path):
+    """Per-backend caps through the API: a backend at its cap refuses (bounded wait, 503
+    with Retry-After, counted under its name) while another backend on the same worker
+    is still served."""
+    models = tmp_path / "models.toml"
+    models.write_text(f"""
+[backends.slow]
+kind = "openai"
+base_url = "{upstream.url}"
+max_concurrency = 2
+[backends.fast]
+kind = "openai"
+base_url = "{upstream.url}"
+[models.agent]
+deployments = [{{ backend = "slow", model = "endless" }}]
+[models.agent-echo]
+deployments = [{{ backend = "slow", model = "echo-1" }}]
+[models.helper]
+deployments = [{{ backend = "fast", model = "echo-1" }}]
+""")
+    app = create_app(make_settings(models_file=models, models_cache_seconds=0,
+                                   gateway_max_in_flight=8, gateway_queue_wait_seconds=WAIT))
+    with serve(app) as url:
+        before = scrape(url)
+        held = [open_sse(url, CHAT, {"model": "agent", "messages": MSG, "stream": True}, 1)
+                for _ in range(2)]
+        try:
+            start = time.monotonic()
+            r = requests.post(url + CHAT, json={"model": "agent-echo", "messages": MSG},
+                              timeout=10)
+            assert r.status_code == 503 and time.monotonic() - start >= WAIT * 0.8, r.text
+            assert r.json()["error"]["code"] == "overloaded" and "upstream slow" in r.text
+            assert int(r.headers["Retry-After"]) >= 1
+            r = requests.post(url + CHAT, json={"model": "helper", "messages": MSG},
+                              timeout=10)
+            assert r.status_code == 200, r.text
+        finally:
+            for s in held:
+                s.close()
+        after = scrape(url)
+    assert value(after, "gateway_admission_rejections_total", scope="upstream slow") - \
+        value(before, "gateway_admission_rejections_total", scope="upstream slow") == 1

@@ -129,13 +129,16 @@ def _worker_cpu_seconds(master_pid: int) -> float:
 
 
 def test_cancelled_local_streams_leave_the_cpu_idle():
+    """The issue's figure: 100 local streams whose clients leave (one running, some waiting
+    for the model or for one of the 8 threads, the rest refused) leave the workers idle
+    within 2 s (the workers used to compute for ~16 s)."""
     env = {"LOCAL_PRELOAD": "true", "GUNICORN_THREADS": "8", "LOCAL_N_THREADS": "1"}
     # A long prompt: every request served after its client left would cost a long prefill.
     prompt = "Here are my notes: " + "the ship sailed on and on, " * 60 + "Write a long story."
     body = {"messages": [{"role": "user", "content": prompt}],
             "stream": True, "max_tokens": 400, "temperature": 0.9}
     with gunicorn(env, workers=1) as (url, _, proc):
-        socks = [open_post(url, CHAT, body) for _ in range(30)]
+        socks = [open_post(url, CHAT, body) for _ in range(100)]
         socks[0].recv(1)  # the first has started
         time.sleep(1.0)
         for s in socks:
@@ -146,3 +149,44 @@ def test_cancelled_local_streams_leave_the_cpu_idle():
         busy = _worker_cpu_seconds(proc.pid) - before
         assert requests.get(url + "/healthz", timeout=5).status_code == 200
     assert busy < 0.5, f"workers used {busy:.2f}s of CPU in 2 s after every client left"
+
+
+def _arrived(sock: socket.socket) -> bytes:
+    """What the server has sent so far (a refusal is whole by now: it closes at once)."""
+    sock.setblocking(False)
+    got = b""
+    try:
+        while data := sock.recv(65536):
+            got += data
+    except OSError:
+        pass
+    return got
+
+
+def test_local_queue_bound_is_reached_with_default_settings():
+    """Default threads and LOCAL_MAX_QUEUE: one generation runs, LOCAL_MAX_QUEUE wait, the
+    rest are refused at once with 503 model_busy and Retry-After (with 8 threads per worker
+    the bound could never trigger). The waiters that leave free the model for the next."""
+    from service.settings import load_settings
+
+    queue = load_settings().local_max_queue
+    body = {"messages": [{"role": "user", "content": "Write a long story."}],
+            "stream": True, "max_tokens": 400, "temperature": 0.9}
+    with gunicorn({"LOCAL_PRELOAD": "true"}, workers=1) as (url, _, _):
+        socks = [open_post(url, CHAT, body) for _ in range(queue + 4)]
+        time.sleep(1.5)
+        heads = [_arrived(s) for s in socks]
+        refused = [h for h in heads if h.startswith(b"HTTP/1.1 503")]
+        for s in socks:
+            s.close()
+        time.sleep(0.5)  # the waiters look at their sockets every 0.2 s
+        start = time.monotonic()
+        r = requests.post(url + CHAT, timeout=30, json={
+            "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+        freed_after = time.monotonic() - start
+    assert len(refused) == 3, [h[:40] for h in heads]  # 1 running + LOCAL_MAX_QUEUE waiting
+    for h in refused:
+        assert b'"model_busy"' in h, h
+        retry = [line for line in h.split(b"\r\n") if line.lower().startswith(b"retry-after:")]
+        assert retry and int(retry[0].split(b":")[1]) >= 1, h
+    assert r.status_code == 200 and freed_after < 10, (r.text, freed_after)
