@@ -1,17 +1,19 @@
 """Rate limits on the model endpoints: requests and tokens per minute, per key.
 
-flask-limiter counts requests in ``RATELIMIT_STORAGE_URI``: ``memory://`` (the
-default) counts per *process*, so with N gunicorn workers a key can make up to
-N × its limit; ``redis://host:port`` counts exactly across workers and
-instances. The limit is the key's ``requests_per_minute``, else
-``RATE_LIMIT_PER_KEY`` (100); with auth off it is ``RATE_LIMIT_PER_IP`` per
-client address (``service.proxies``: the client, behind a trusted proxy).
-``/complete`` is held to its own Helios limit instead of these defaults (a
-key's own ``requests_per_minute`` still counts it). Tokens per minute (the
-key's ``tokens_per_minute``, else ``TOKENS_PER_MINUTE_PER_KEY``) are counted in the same storage from the real
-token counts of finished requests; once a window's tokens are spent, further
-requests are refused up front until it resets. Refusals are 429 in the
-caller's API format (503 while the storage is unreachable: limits fail closed); limited routes carry ``Retry-After`` and
+Both are counted with the ``limits`` library (strategy ``RATELIMIT_STRATEGY``)
+in ``RATELIMIT_STORAGE_URI``: ``memory://`` (the default) counts per *process*,
+so with N gunicorn workers a key can make up to N × its limit;
+``redis://host:port`` counts exactly across workers and instances. The request
+limit is the key's ``requests_per_minute``, else ``RATE_LIMIT_PER_KEY`` (100);
+with auth off it is ``RATE_LIMIT_PER_IP`` per client address
+(``service.proxies``: the client, behind a trusted proxy). ``/complete`` is
+held to its own Helios limit instead of these defaults (a key's own
+``requests_per_minute`` still counts it). Tokens per minute (the key's
+``tokens_per_minute``, else ``TOKENS_PER_MINUTE_PER_KEY``) are counted from the
+real token counts of finished requests; once a window's tokens are spent,
+further requests are refused up front until it resets. Refusals are 429 in the
+caller's API format (503 while the storage is unreachable: limits fail
+closed); limited routes carry ``Retry-After`` and
 ``X-RateLimit-Limit/Remaining/Reset`` (plus ``…-Tokens`` variants when a token
 limit applies).
 """
@@ -23,9 +25,10 @@ import time
 from typing import Optional
 
 from flask import Flask, Response, g, request
-from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from limits import RateLimitItemPerMinute
 from limits.errors import StorageError
+from limits.storage import storage_from_string
+from limits.strategies import STRATEGIES
 
 from . import metrics
 from .api.context import current_record
@@ -39,28 +42,19 @@ HELIOS_COMPLETE = "/complete"
 
 
 class Limits:
-    """The flask-limiter extension plus the token-per-minute counter beside it."""
+    """The request and token counters, one ``limits`` strategy over one storage."""
 
-    def __init__(self, app: Flask, settings: Settings):
+    def __init__(self, settings: Settings):
         self.settings = settings
-        self.limiter = Limiter(
-            key_func=self._identity,
-            application_limits=[ApplicationLimit(self._request_limit, scope="requests",
-                                                 exempt_when=self._exempt)],
-            storage_uri=settings.ratelimit_storage_uri,
-            strategy=settings.ratelimit_strategy,
-            key_prefix=settings.ratelimit_key_prefix,
-            storage_options={"wrap_exceptions": True},  # StorageError -> 503 below
-            # The X-RateLimit-* headers are read from the storage in ``_admit`` (before the
-            # view), never after it: flask-limiter's own after-request injection turns a
-            # storage that fails mid-request into a 500 and rewrites Retry-After.
-            headers_enabled=False,
-            # Count unrouted model paths too (flask-limiter skips requests without an endpoint).
-            request_identifier=lambda: request.endpoint or request.path,
-        )
-        self.limiter.init_app(app)
+        # wrap_exceptions: a backend's own errors arrive as StorageError, answered 503.
+        self.storage = storage_from_string(settings.ratelimit_storage_uri, wrap_exceptions=True)
+        self.strategy = STRATEGIES[settings.ratelimit_strategy](self.storage)
+        # Counter keys as flask-limiter named them (an empty prefix left out), so a
+        # shared Redis keeps counting across a rolling upgrade.
+        prefix = settings.ratelimit_key_prefix
+        self._request_prefix = (prefix,) if prefix else ()
 
-    # ---- requests per minute (flask-limiter) ------------------------------------
+    # ---- requests per minute ------------------------------------------------------
     @staticmethod
     def _exempt() -> bool:
         if not needs_key(request.path):
@@ -78,38 +72,44 @@ class Limits:
         key = current_key()
         return f"key:{key.id}" if key is not None else f"ip:{request.remote_addr}"
 
-    def _request_limit(self) -> str:
+    def _request_limit(self) -> int:
+        """Requests per minute allowed to this request's client; 0 = none."""
         key = current_key()
         if key is None:
-            per_minute = self.settings.rate_limit_per_ip
-        elif key.requests_per_minute is not None:
-            per_minute = key.requests_per_minute
-        else:
-            per_minute = self.settings.rate_limit_per_key
-        return f"{per_minute}/minute" if per_minute else ""
+            return self.settings.rate_limit_per_ip
+        if key.requests_per_minute is not None:
+            return key.requests_per_minute
+        return self.settings.rate_limit_per_key
 
-    def request_headers(self) -> dict[str, str]:
-        """X-RateLimit-* for this request's limit (reads the storage; may raise StorageError)."""
-        current = self.limiter.current_limit
-        if current is None:
-            return {}
-        return {"X-RateLimit-Limit": str(current.limit.amount),
-                "X-RateLimit-Remaining": str(current.remaining),
-                "X-RateLimit-Reset": str(int(current.reset_at))}
+    def check_requests(self) -> tuple[dict[str, str], Optional[Response]]:
+        """Count this request: its X-RateLimit-* headers, and the 429 if it is over.
 
-    def refusal(self, exc: RateLimitExceeded) -> Response:
-        metrics.rate_limited("requests")
-        try:
-            headers = self.request_headers()
-        except StorageError as down:
-            return _storage_down(down)
-        reset = int(headers.get("X-RateLimit-Reset", time.time() + 60))
-        retry = max(1, reset - int(time.time()))
+        Raises StorageError when the storage is unreachable (answered 503).
+        """
+        if self._exempt():
+            return {}, None
+        per_minute = self._request_limit()
+        if not per_minute:
+            return {}, None
+        item = RateLimitItemPerMinute(per_minute)
+        identity = self._identity()
+        ids = (*self._request_prefix, identity, "requests")
+        admitted = self.strategy.hit(item, *ids)
+        if not admitted:
+            log.info("rate limit of %s requests per minute exceeded by %s", per_minute, identity)
+            metrics.rate_limited("requests")
+        reset, remaining = self.strategy.get_window_stats(item, *ids)
+        headers = {"X-RateLimit-Limit": str(per_minute),
+                   "X-RateLimit-Remaining": str(remaining),
+                   "X-RateLimit-Reset": str(int(reset + 1))}
+        if admitted:
+            return headers, None
+        retry = max(1, int(reset + 1) - int(time.time()))
         response = render_error(errors.RateLimited(
-            f"rate limit of {exc.limit.limit.amount} requests per minute reached; "
+            f"rate limit of {per_minute} requests per minute reached; "
             f"retry in {retry} s", retry_after=retry))
         response.headers.update(headers)
-        return response
+        return headers, response
 
     # ---- tokens per minute --------------------------------------------------------
     def token_limit(self) -> Optional[RateLimitItemPerMinute]:
@@ -126,7 +126,7 @@ class Limits:
 
     def check_tokens(self, item: RateLimitItemPerMinute, key_id: str) -> None:
         """Refuse up front when this window's tokens are spent."""
-        strategy = self.limiter.limiter
+        strategy = self.strategy
         if not strategy.test(item, *self._ids(key_id)):
             reset, _ = strategy.get_window_stats(item, *self._ids(key_id))
             metrics.rate_limited("tokens")
@@ -136,11 +136,11 @@ class Limits:
 
     def spend_tokens(self, item: RateLimitItemPerMinute, key_id: str, tokens: int) -> None:
         if tokens > 0:
-            self.limiter.limiter.hit(item, *self._ids(key_id), cost=tokens)
+            self.strategy.hit(item, *self._ids(key_id), cost=tokens)
 
     def token_headers(self, response: Response, item: RateLimitItemPerMinute,
                       key_id: str) -> None:
-        reset, remaining = self.limiter.limiter.get_window_stats(item, *self._ids(key_id))
+        reset, remaining = self.strategy.get_window_stats(item, *self._ids(key_id))
         response.headers["X-RateLimit-Limit-Tokens"] = str(item.amount)
         response.headers["X-RateLimit-Remaining-Tokens"] = str(remaining)
         response.headers["X-RateLimit-Reset-Tokens"] = str(int(reset))
@@ -154,22 +154,25 @@ def _storage_down(exc: StorageError) -> Response:
 
 def init_app(app: Flask, settings: Settings) -> Limits:
     """Register after ``auth.init_app``: limits need the authenticated key."""
-    limits = Limits(app, settings)
+    limits = Limits(settings)
     app.extensions["limits"] = limits
-    app.register_error_handler(RateLimitExceeded, limits.refusal)
     app.register_error_handler(StorageError, _storage_down)
 
     @app.before_request
     def _admit():
         if not needs_key(request.path):
-            return
-        g.rate_headers = limits.request_headers()  # a storage failure here is the same 503
+            return None
+        headers, refusal = limits.check_requests()  # StorageError: the handler's 503
+        if refusal is not None:
+            return refusal
+        g.rate_headers = headers
         key = current_key()
         item = limits.token_limit()
         if item is not None:
             g.token_limit = item
             limits.check_tokens(item, key.id)
         current_record().metered = True  # past auth and limits: this request is accounted
+        return None
 
     @app.after_request
     def _tokens(response: Response) -> Response:

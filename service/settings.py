@@ -488,7 +488,7 @@ class KeySettings(_Group):
     ratelimit_storage_uri: str = Field(
         "memory://", description="Limit counters: memory:// (per worker) or redis://host:port/db.")
     ratelimit_strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = \
-        Field("fixed-window", description="flask-limiter's counting strategy.")
+        Field("fixed-window", description="How the limits library counts a window.")
     ratelimit_key_prefix: str = Field(
         "gateway", description="Namespace of the limit counters in shared storage.")
     rate_limit_per_key: int = Field(

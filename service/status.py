@@ -72,6 +72,6 @@ def status(app: Flask) -> dict[str, Any]:
 def init_app(app: Flask) -> None:
     """After ``limits.init_app``: refusals are counted in its storage."""
     limits = app.extensions["limits"]
-    app.extensions["refusals"] = RefusalLog(limits.limiter.limiter.storage,
+    app.extensions["refusals"] = RefusalLog(limits.storage,
                                             limits.settings.ratelimit_key_prefix)
     metrics.on_rate_limited(_count_refusal)

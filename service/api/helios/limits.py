@@ -1,9 +1,9 @@
 """Load shedding for ``/complete``: a per-client rate limit and a per-process concurrency cap.
 
-Rate: the ``limits`` library (flask-limiter's engine), moving window,
+Rate: the ``limits`` library (as ``service.limits``), moving window,
 in-process memory storage (so the limit holds per worker process), checked in
-the ``/complete`` view itself so no other route pays for it (a flask-limiter
-``Limiter`` hooks every request of the app). The seed's "R requests per second with a
+the ``/complete`` view itself so no other route pays for it (an app-wide
+``before_request`` hook runs on every request of the app). The seed's "R requests per second with a
 burst of B" is the moving window ``max(B, R*W) per W seconds`` with
 ``W = ceil(B / R)``: a client may send B at once and R per second sustained.
 A client is its authenticated API key (the id of the key ``service.auth``
