@@ -130,6 +130,25 @@ def test_ollama_non_streamed_answer_without_finish_reason_has_no_done_reason(gw)
     assert r.done and r.done_reason is None
 
 
+# ---- Responses API and llama.cpp /infill ----------------------------------------------------
+@pytest.mark.parametrize("model,kind", [("truncated", "truncated_stream"), ("nonjson", "not_sse"),
+                                        ("jsonstream", "not_sse")])
+def test_responses_and_infill_streams_of_a_broken_upstream_fail(gw, model, kind):
+    before = scrape(gw)
+    r = requests.post(gw + "/v1/responses", json={"model": model, "input": "a b",
+                                                  "stream": True}, timeout=20)
+    types = [json.loads(e)["type"] for e in sse_events(r)]
+    assert types[-2:] == ["error", "response.failed"], types
+    assert "response.completed" not in types and "response.incomplete" not in types
+
+    r = requests.post(gw + "/infill", json={"model": model, "input_prefix": "a",
+                                            "stream": True}, timeout=20)
+    chunks = [json.loads(e) for e in sse_events(r)]
+    assert chunks[-1]["error"]["code"] == 502, chunks[-1]
+    assert not any(c.get("stop") for c in chunks[:-1]), "a finished answer for a broken one"
+    assert value(scrape(gw), ERRORS, kind=kind) - value(before, ERRORS, kind=kind) == 2
+
+
 # ---- Helios -----------------------------------------------------------------------------
 @pytest.mark.parametrize("model,kind", [("truncated", "truncated_stream"), ("nonjson", "not_sse"),
                                         ("jsonstream", "not_sse")])
