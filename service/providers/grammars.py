@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any, Optional
 
 import llama_cpp
@@ -47,12 +48,36 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid GBNF literal
 
 
+_GBNF_ESCAPES = {"\\": "\\\\", '"': '\\"', "\r": "\\r", "\n": "\\n", "\t": "\\t"}
+_GBNF_ESCAPE_RE = re.compile(r'[\\"\x00-\x1f\x7f]')
+
+
+class _Converter(SchemaConverter):
+    """llama-cpp-python's converter, with literals that match their text exactly.
+
+    Its own literals (a ``const``, an ``enum`` value, a property name: JSON texts)
+    reach GBNF with their backslashes unescaped, so GBNF reads JSON's escapes
+    as its own: ``\\ud83d\\ude03`` became two surrogates (invalid UTF-8, an emoji
+    in an ``enum`` sent as U+FFFD) and ``\\n`` a raw newline (invalid JSON).
+    """
+
+    def _format_literal(self, literal: str) -> str:
+        return '"' + _GBNF_ESCAPE_RE.sub(
+            lambda m: _GBNF_ESCAPES.get(m.group(), f"\\x{ord(m.group()):02X}"), literal) + '"'
+
+    def _generate_constant_rule(self, value) -> str:
+        text = json.dumps(value, ensure_ascii=False)  # characters as themselves, not escapes
+        if not text.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+            text = json.dumps(value)  # a lone surrogate stays an escape
+        return self._format_literal(text)
+
+
 class _Rules:
     """One grammar assembled from several schemas, each under its own rule prefix."""
 
     def __init__(self):
-        self.conv = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False,
-                                    raw_pattern=False)
+        self.conv = _Converter(prop_order={}, allow_fetch=False, dotall=False,
+                               raw_pattern=False)
 
     def schema(self, schema: dict, name: str, param: str) -> str:
         check_schema(schema, param)

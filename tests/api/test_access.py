@@ -49,6 +49,13 @@ BYPASSES = [
     ("/api/show", {"model": "echo-1", "name": "tools"}, "ollama"),
     ("/complete", dict(SEED_PYTHON, model="tools"), "helios"),
     ("/complete", dict(SEED_PYTHON, name="tools"), "helios"),
+    ("/infill", {"name": "tools", "input_prefix": "x"}, "llamacpp"),
+    ("/infill", {"model": "", "input_prefix": "x", "stream": True}, "llamacpp"),
+    # Anthropic's routes demand a non-empty ``model``: the check is on the routed name
+    ("/v1/messages", {"model": "echo-1", "name": "tools", "max_tokens": 5, "messages": CHAT},
+     "anthropic"),
+    ("/v1/messages/count_tokens", {"model": "echo-1", "name": "tools", "messages": CHAT},
+     "anthropic"),
 ]
 
 
@@ -75,6 +82,12 @@ def test_allow_list_is_checked_against_the_routed_model(keyed, path, body, famil
         assert "'echo-1'" in r.json()["error"]["message"]
     elif family == "ollama":
         assert r.json() == {"error": "this API key may not use the model 'echo-1'"}
+    elif family == "llamacpp":
+        assert r.json()["error"] == {"code": 403, "type": "permission_error",
+                                     "message": "this API key may not use the model 'echo-1'"}
+    elif family == "anthropic":
+        assert r.json() == {"type": "error", "error": {
+            "type": "permission_error", "message": "this API key may not use the model 'echo-1'"}}
     else:
         assert "'echo-1'" in assert_helios_error(r, 403, "FORBIDDEN")["detail"]
     assert sum(upstream.state.calls.values()) == calls  # refused before any upstream call
@@ -92,7 +105,10 @@ def test_allow_list_admits_the_models_it_names_on_every_route(keyed):
                        ("/api/embed", {"model": "echo-1", "input": "x"}),
                        ("/api/embeddings", {"model": "echo-1", "prompt": "x"}),
                        ("/api/show", {"model": "echo-1"}),
-                       ("/complete", SEED_PYTHON)]:
+                       ("/complete", SEED_PYTHON),
+                       ("/infill", {"input_prefix": "x"}),
+                       ("/v1/messages", {"model": "echo-1", "max_tokens": 5, "messages": CHAT}),
+                       ("/v1/messages/count_tokens", {"model": "echo-1", "messages": CHAT})]:
         r = requests.post(url + path, json=body, headers=h, timeout=30)
         assert r.status_code == 200, (path, r.text)
     for path, body in [("/api/show", {"model": "tools"}), ("/api/show", {"name": "tools"})]:

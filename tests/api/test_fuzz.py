@@ -64,6 +64,8 @@ _BODY_ROUTES = {
     "ollama-chat": fuzz.ollama_chat, "ollama-generate": fuzz.ollama_generate,
     "ollama-embed": fuzz.ollama_embed, "ollama-embeddings": fuzz.ollama_embeddings,
     "ollama-show": fuzz.ollama_show, "helios-complete": fuzz.helios_complete,
+    "llamacpp-infill": fuzz.llamacpp_infill, "anthropic-messages": fuzz.anthropic_messages,
+    "anthropic-count-tokens": fuzz.anthropic_count_tokens,
 }
 
 
@@ -71,7 +73,8 @@ def _read_only_routes() -> st.SearchStrategy:
     """Every GET route, with junk query strings and path segments."""
     return st.one_of(
         *(fuzz.get(p) for p in ("/v1/models", "/", "/api/version", "/api/tags", "/api/ps",
-                                "/health", "/status", "/healthz", "/readyz", "/metrics")),
+                                "/health", "/status", "/healthz", "/readyz", "/metrics",
+                                "/v1/model/info", "/console/")),
         fuzz.path_segment().flatmap(lambda m: fuzz.get(f"/v1/models/{m}")),
         fuzz.path_segment().flatmap(lambda r: st.sampled_from([
             fuzz.Call("GET", f"/v1/responses/{r}"), fuzz.Call("DELETE", f"/v1/responses/{r}"),
@@ -79,7 +82,7 @@ def _read_only_routes() -> st.SearchStrategy:
     )
 
 
-def _admin_routes() -> st.SearchStrategy:
+def _admin_routes(key_id: str) -> st.SearchStrategy:
     return st.one_of(
         fuzz.admin_create_key(),
         fuzz.get("/admin/keys", st.fixed_dictionaries({}, optional={
@@ -87,7 +90,11 @@ def _admin_routes() -> st.SearchStrategy:
         fuzz.path_segment().flatmap(lambda k: st.sampled_from([
             fuzz.Call("GET", f"/admin/keys/{k}"), fuzz.Call("DELETE", f"/admin/keys/{k}"),
             fuzz.Call("POST", f"/admin/keys/{k}/revoke")])),
+        fuzz.admin_update_key(key_id),
         fuzz.get("/admin/usage", fuzz.admin_usage_query()),
+        fuzz.get("/admin/usage/requests", fuzz.admin_usage_query()),
+        fuzz.get("/admin/usage/latency", fuzz.admin_usage_query()),
+        fuzz.get("/admin/status"),
         fuzz.post("/restart", fuzz.junk),  # the body is ignored; the route must not care
     )
 
@@ -109,12 +116,20 @@ def _family(path: str) -> str:
         return "ollama"
     if path in ("/complete", "/health", "/status", "/restart"):
         return "helios"
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    if path == "/infill":
+        return "llamacpp"
     return "openai"  # /v1/*, /admin/*, /healthz, /readyz, /metrics
 
 
 def _assert_error_shape(family: str, body, where: str) -> None:
-    if family == "openai":
+    if family in ("openai", "anthropic", "llamacpp"):
         assert isinstance(body, dict) and isinstance(body.get("error"), dict), where
+        if family == "anthropic":
+            assert body.get("type") == "error", where
+        if family == "llamacpp":
+            assert isinstance(body["error"].get("code"), int), where
         assert isinstance(body["error"].get("message"), str) and body["error"]["message"], where
         assert isinstance(body["error"].get("type"), str), where
     elif family == "ollama":
@@ -174,10 +189,20 @@ def test_fuzz_upstream_bodies(upstream_app, route):
     run()
 
 
-@pytest.mark.parametrize("routes", [_read_only_routes, _admin_routes], ids=["get", "admin"])
-def test_fuzz_upstream_other_routes(upstream_app, routes):
+@pytest.fixture(scope="module")
+def key_id(upstream_app) -> str:
+    """A stored key for the PATCH examples to change (made through the admin API)."""
+    r = requests.post(upstream_app + "/admin/keys", json={"name": "fuzz-target"}, timeout=10,
+                      headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert r.status_code in (200, 201), r.text
+    return r.json()["id"]
+
+
+@pytest.mark.parametrize("routes", [lambda _: _read_only_routes(), _admin_routes],
+                         ids=["get", "admin"])
+def test_fuzz_upstream_other_routes(upstream_app, key_id, routes):
     @_settings(60)
-    @given(call=routes())
+    @given(call=routes(key_id))
     def run(call):
         check(_send(upstream_app, call, _headers(call)), call)
 

@@ -49,10 +49,15 @@ def sse_events(resp: requests.Response) -> list:
     ("nonjson", "upstream_not_sse", "not_sse"),      # a 200 HTML proxy page
     ("jsonstream", "upstream_not_sse", "not_sse"),   # a 200 JSON body, no data: lines
 ])
-def test_openai_stream_broken_upstream_ends_with_error_event(gw, path, body, model, code, kind):
+def test_openai_stream_broken_upstream_ends_with_error_event(gw, path, body, model, code, kind,
+                                                            caplog):
     before = scrape(gw)
+    caplog.set_level("WARNING")
     r = requests.post(gw + path, json={"model": model, "stream": True, **body}, timeout=20)
     assert r.status_code == 200
+    rid = r.headers["X-Request-ID"]
+    assert any(getattr(rec, "request_id", None) == rid and "stream failed" in rec.getMessage()
+               for rec in caplog.records), "the broken stream was not logged"
     events = sse_events(r)
     assert events[-1] == "[DONE]"
     err = json.loads(events[-2])["error"]
@@ -90,8 +95,10 @@ def test_non_streamed_answer_without_finish_reason_keeps_it_null(gw):
     ("/api/chat", {"messages": MSGS}),
     ("/api/generate", {"prompt": "a b c"}),
 ])
-@pytest.mark.parametrize("model", ["truncated", "nonjson"])
-def test_ollama_stream_broken_upstream_ends_with_error_line(gw, path, body, model):
+@pytest.mark.parametrize("model,kind", [("truncated", "truncated_stream"),
+                                        ("nonjson", "not_sse")])
+def test_ollama_stream_broken_upstream_ends_with_error_line(gw, path, body, model, kind):
+    before = scrape(gw)
     s = open_post(gw, path, {"model": model, **body})
     try:
         head, lines = read_lines(s)
@@ -103,6 +110,7 @@ def test_ollama_stream_broken_upstream_ends_with_error_line(gw, path, body, mode
                                     or "server-sent" in objs[-1]["error"]), objs[-1]
     assert not any(o.get("done") for o in objs), "a done line for a broken answer"
     assert not any("done_reason" in o for o in objs)
+    assert value(scrape(gw), ERRORS, kind=kind) - value(before, ERRORS, kind=kind) == 1
 
 
 def test_ollama_client_raises_on_a_truncated_stream(gw):
@@ -122,12 +130,35 @@ def test_ollama_non_streamed_answer_without_finish_reason_has_no_done_reason(gw)
     assert r.done and r.done_reason is None
 
 
+# ---- Responses API and llama.cpp /infill ----------------------------------------------------
+@pytest.mark.parametrize("model,kind", [("truncated", "truncated_stream"), ("nonjson", "not_sse"),
+                                        ("jsonstream", "not_sse")])
+def test_responses_and_infill_streams_of_a_broken_upstream_fail(gw, model, kind):
+    before = scrape(gw)
+    r = requests.post(gw + "/v1/responses", json={"model": model, "input": "a b",
+                                                  "stream": True}, timeout=20)
+    types = [json.loads(e)["type"] for e in sse_events(r)]
+    assert types[-2:] == ["error", "response.failed"], types
+    assert "response.completed" not in types and "response.incomplete" not in types
+
+    r = requests.post(gw + "/infill", json={"model": model, "input_prefix": "a",
+                                            "stream": True}, timeout=20)
+    chunks = [json.loads(e) for e in sse_events(r)]
+    assert chunks[-1]["error"]["code"] == 502, chunks[-1]
+    assert not any(c.get("stop") for c in chunks[:-1]), "a finished answer for a broken one"
+    assert value(scrape(gw), ERRORS, kind=kind) - value(before, ERRORS, kind=kind) == 2
+
+
 # ---- Helios -----------------------------------------------------------------------------
-@pytest.mark.parametrize("model", ["truncated", "nonjson", "jsonstream"])
-def test_helios_broken_upstream_stream_is_completion_failed(up, model):
+@pytest.mark.parametrize("model,kind", [("truncated", "truncated_stream"), ("nonjson", "not_sse"),
+                                        ("jsonstream", "not_sse")])
+def test_helios_broken_upstream_stream_is_completion_failed(up, model, kind):
     with helios_app(lm_studio_base_url=up.url, helios_model=model,
                     request_max_retries=0) as (url, _):
+        before = scrape(url)
         r = requests.post(url + "/complete", json=SEED_PYTHON, timeout=20)
+        counted = value(scrape(url), ERRORS, kind=kind) - value(before, ERRORS, kind=kind)
+    assert counted == 1, "not counted as an upstream error"
     err = assert_helios_error(r, 500, "COMPLETION_FAILED")
     assert "complete" in err["detail"] or "server-sent" in err["detail"], err
 

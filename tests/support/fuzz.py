@@ -205,6 +205,8 @@ def _pin_local(path: str, body: Any) -> Any:
         return {**body, "options": options}
     if path == "/v1/responses":
         return body if _tiny(body.get("max_output_tokens")) else {**body, "max_output_tokens": 2}
+    if path == "/infill":
+        return body if _tiny(body.get("n_predict")) else {**body, "n_predict": 2}
     pinned = {k: 1 for k in ("max_completion_tokens", "n", "best_of")
               if k in body and not _tiny(body[k])}
     if not _tiny(body.get("max_tokens")):
@@ -393,6 +395,64 @@ def ollama_show(local: bool, models: st.SearchStrategy) -> st.SearchStrategy:
     return post("/api/show", obj({"model": models, "name": models, "verbose": st.booleans()}))
 
 
+# ---- llama.cpp /infill ------------------------------------------------------------
+
+def llamacpp_infill(local: bool, models: st.SearchStrategy) -> st.SearchStrategy:
+    extra = obj({"filename": texts, "text": texts})
+    fields = {"input_prefix": texts, "input_suffix": texts, "prompt": texts,
+              "input_extra": lists(extra, max_size=2), "model": models,
+              "n_predict": tiny_tokens(local), "t_max_predict_ms": st.integers(-1, 500),
+              "n_indent": st.integers(0, 8), "cache_prompt": st.booleans(),
+              "stream": st.booleans(), "temperature": st.floats(0, 2), "top_k": st.integers(0, 50),
+              "top_p": st.floats(0, 1), "seed": ints, "stop": stops(),
+              "samplers": lists(texts), "response_fields": lists(texts)}
+    return post("/infill", obj(fields), local)
+
+
+# ---- Anthropic ---------------------------------------------------------------------
+
+def _anthropic_fields(local: bool, models: st.SearchStrategy) -> dict:
+    block = st.one_of(
+        obj({"type": st.just("text"), "text": texts}, required=("type", "text")),
+        obj({"type": st.just("tool_use"), "id": texts, "name": _names,
+             "input": st.dictionaries(texts, leaves, max_size=2)},
+            required=("type", "id", "name", "input")),
+        obj({"type": st.just("tool_result"), "tool_use_id": texts,
+             "content": st.one_of(texts, st.none()), "is_error": st.booleans()},
+            required=("type", "tool_use_id")),
+        obj({"type": st.just("thinking"), "thinking": texts, "signature": texts},
+            required=("type", "thinking")),
+        obj({"type": st.just("image"), "source": obj({
+            "type": st.sampled_from(["base64", "url"]), "media_type": texts, "data": texts,
+            "url": texts})}, required=("type", "source")))
+    message = obj({"role": st.sampled_from(["user", "assistant"]),
+                   "content": st.one_of(texts, lists(block, min_size=1))},
+                  required=("role", "content"))
+    tool = obj({"name": _names, "description": texts, "input_schema": tool_schemas(local)},
+               required=("name",))
+    choice = obj({"type": st.sampled_from(["auto", "any", "tool", "none"]), "name": _names,
+                  "disable_parallel_tool_use": st.booleans()}, required=("type",))
+    return {"model": models, "messages": lists(message, min_size=1), "tools": lists(tool),
+            "system": st.one_of(texts, lists(obj({"type": st.just("text"), "text": texts}))),
+            "tool_choice": choice, "thinking": obj({
+                "type": st.sampled_from(["enabled", "disabled", "adaptive"]),
+                "budget_tokens": st.integers(0, 64)}, required=("type",))}
+
+
+def anthropic_messages(local: bool, models: st.SearchStrategy) -> st.SearchStrategy:
+    fields = _anthropic_fields(local, models) | {
+        "max_tokens": tiny_tokens(local), "stop_sequences": lists(texts, max_size=17),
+        "temperature": st.floats(0, 1), "top_p": st.floats(0, 1), "top_k": st.integers(0, 50),
+        "metadata": obj({"user_id": texts}), "stream": st.booleans()}
+    return post("/v1/messages", obj(fields, required=("model", "messages", "max_tokens")),
+                local)
+
+
+def anthropic_count_tokens(local: bool, models: st.SearchStrategy) -> st.SearchStrategy:
+    return post("/v1/messages/count_tokens",
+                obj(_anthropic_fields(local, models), required=("model", "messages")))
+
+
 # ---- Helios ------------------------------------------------------------------------
 
 @st.composite
@@ -429,15 +489,26 @@ def helios_complete(local: bool, models: st.SearchStrategy) -> st.SearchStrategy
 
 # ---- admin -------------------------------------------------------------------------
 
-def admin_create_key() -> st.SearchStrategy:
+def _key_fields() -> dict:
     dates = st.one_of(st.sampled_from(["2030-01-01T00:00:00Z", "2030-01-01T00:00:00",
                                        "1970-01-01T00:00:00+00:00", "9999-12-31T23:59:59Z"]),
                       texts)
-    fields = {"name": texts, "owner_email": st.one_of(st.just("a@b.c"), texts),
-              "tier": texts, "expires_at": dates,
-              "requests_per_minute": st.integers(0, 1_000_000),
-              "tokens_per_minute": st.integers(0, 10**9), "allowed_models": lists(texts, max_size=3)}
-    return post("/admin/keys", obj(fields))
+    return {"name": texts, "owner_email": st.one_of(st.just("a@b.c"), texts),
+            "tier": texts, "expires_at": dates,
+            "requests_per_minute": st.integers(0, 1_000_000),
+            "tokens_per_minute": st.integers(0, 10**9), "allowed_models": lists(texts, max_size=3)}
+
+
+def admin_create_key() -> st.SearchStrategy:
+    return post("/admin/keys", obj(_key_fields()))
+
+
+def admin_update_key(key_id: str) -> st.SearchStrategy:
+    """``PATCH /admin/keys/<id>``: mostly of a key that exists, sometimes of junk ids."""
+    fields = {k: v for k, v in _key_fields().items() if k not in ("name", "owner_email")}
+    ids = st.one_of(st.just(key_id), st.just(key_id), path_segment())
+    return st.builds(Call, st.just("PATCH"), ids.map(lambda k: f"/admin/keys/{k}"),
+                     body_of(obj(fields)))
 
 
 def admin_usage_query() -> st.SearchStrategy:
