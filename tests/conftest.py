@@ -77,7 +77,9 @@ def local_url():
 @pytest.fixture
 def upstream_gateway(upstream):
     """The gateway fronting the stand-in upstream; yields (url, upstream server)."""
+    # The stand-in's always-429 says Retry-After: 7: the retries honour it up to this cap
+    # (what the client is told stays 7), not 14 s of waiting per test.
     app = create_app(make_settings(lm_studio_base_url=upstream.url, request_timeout_seconds=1.5,
-                                   models_cache_seconds=0))
+                                   models_cache_seconds=0, retry_after_max_seconds=0.05))
     with serve(app) as url:
         yield url, upstream

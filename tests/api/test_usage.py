@@ -49,13 +49,19 @@ def _usage_app(upstream, db_settings):
     app = create_app(make_settings(lm_studio_base_url=upstream.url, usage_flush_seconds=0.2,
                                    models_cache_seconds=0, **db_settings))
     record, secret = app.extensions["auth"].create_key(KeySpec(name="usage"))
-    return app, record.id, secret
+    done = threading.Semaphore(0)
+    on_request_done(app, lambda record: done.release())
+    return app, record.id, (secret, done)
 
 
-def _complete(url, secret, model):
+def _complete(url, key, model):
+    """One completion; returns once its usage row is queued (the hook runs as the response
+    closes, which can be after the client has read the body), so a flush() covers it."""
+    secret, done = key
     r = requests.post(url + "/v1/completions", timeout=10, json={"model": model, "prompt": "x"},
                       headers={"Authorization": f"Bearer {secret}"})
     assert r.status_code == 200, r.text
+    assert done.acquire(timeout=10), "the request's usage hook never ran"
     return r.headers["X-Request-ID"]
 
 
@@ -69,10 +75,10 @@ def _rows(app):
 def test_overlong_and_nul_values_are_stored_cleaned(upstream, db_settings):
     """A 300-character model name and one with a NUL byte (PostgreSQL refuses both as
     they are) are stored bounded and cleaned; the rows after them are written too."""
-    app, key_id, secret = _usage_app(upstream, db_settings)
+    app, key_id, key = _usage_app(upstream, db_settings)
     long_name, nul_name = "m" * 300, "bad\x00name\x07"
     with serve(app) as url:
-        ids = [_complete(url, secret, m) for m in ("echo-1", long_name, nul_name, "echo-1")]
+        ids = [_complete(url, key, m) for m in ("echo-1", long_name, nul_name, "echo-1")]
         assert app.extensions["usage"].flush(timeout=20), "usage rows are stuck behind a bad row"
     rows, key = _rows(app)
     assert [r["request_id"] for r in rows] == ids
@@ -95,15 +101,15 @@ def _refuse_poison(app, dialect):
 
 
 def test_a_refused_row_is_quarantined_and_the_rest_written(upstream, db_settings, caplog):
-    app, key_id, secret = _usage_app(upstream, db_settings)
+    app, key_id, key = _usage_app(upstream, db_settings)
     recorder = app.extensions["usage"]
     _refuse_poison(app, recorder.db.dialect)
     with serve(app) as url:
         before = value(scrape(url), "gateway_usage_rows_quarantined_total")
-        ids = [_complete(url, secret, m) for m in ("echo-1", "poison", "echo-1", "echo-1")]
+        ids = [_complete(url, key, m) for m in ("echo-1", "poison", "echo-1", "echo-1")]
         assert recorder.flush(timeout=20), "usage rows are stuck behind a refused row"
         # ... and the writer goes on with later batches
-        ids.append(_complete(url, secret, "echo-1"))
+        ids.append(_complete(url, key, "echo-1"))
         assert recorder.flush(timeout=20)
         assert value(scrape(url), "gateway_usage_rows_quarantined_total") - before == 1
     rows, key = _rows(app)

@@ -127,7 +127,7 @@ def test_retries_exhausted_maps_to_503(upstream_gateway):
     ("slow", openai.InternalServerError, 504),
 ])
 def test_upstream_errors_map_to_sdk_exceptions(upstream_gateway, model, exc_class, status):
-    url, _ = upstream_gateway
+    url, upstream = upstream_gateway
     with pytest.raises(exc_class) as exc:
         client(url).chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
     assert exc.value.status_code == status
@@ -135,6 +135,7 @@ def test_upstream_errors_map_to_sdk_exceptions(upstream_gateway, model, exc_clas
     assert isinstance(err["message"], str) and err["type"]
     if model == "always-429":
         assert exc.value.response.headers["Retry-After"] == "7"
+        assert upstream.state.calls[model] == 3  # the request and its two retries
     if model == "always-500":
         assert "upstream exploded" in err["message"]
     if model == "auth-fail":
