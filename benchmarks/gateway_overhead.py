@@ -136,6 +136,8 @@ def main() -> None:
 
     up_port, bare_port, gw_port = free_port(), free_port(), free_port()
     logdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    # Checked out before any server starts: a bad REV then leaves nothing running.
+    base_root = checkout(args.baseline, logdir / "baseline") if args.baseline else None
     procs = [subprocess.Popen([sys.executable, str(ROOT / "benchmarks/static_upstream.py"),
                                str(up_port)])]
     upstream = f"http://127.0.0.1:{up_port}"
@@ -156,9 +158,7 @@ def main() -> None:
     procs.append(gunicorn("wsgi:app", gw_port, gateway_env(gw_port, "gateway"),
                           open(logdir / "gateway.log", "w")))
     targets = {"direct": up_port, "bare proxy": bare_port, "gateway": gw_port}
-    base_root = None
-    if args.baseline:
-        base_root = checkout(args.baseline, logdir / "baseline")
+    if base_root is not None:
         base_port = free_port()
         procs.append(gunicorn("wsgi:app", base_port, gateway_env(base_port, "baseline"),
                               open(logdir / "baseline.log", "w"), root=base_root))
