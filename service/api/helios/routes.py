@@ -28,6 +28,7 @@ from . import prompting, protocol
 from .cache import CompletionCache
 from .lifecycle import ModelLifecycle
 from .limits import ConcurrencyLimit, RateLimit, client_key, init_rate_limit
+from .pace import Arrival, TypingPace
 from .prompting import Cursor
 from .suggestions import SuggestionBuilder
 from .supersede import Supersession, Ticket
@@ -46,6 +47,7 @@ class Helios:
     rate_limit: Optional[RateLimit]
     cache: CompletionCache  # shared with /infill
     supersession: Supersession
+    pace: TypingPace
 
 
 def init_app(app: Flask) -> None:
@@ -54,7 +56,7 @@ def init_app(app: Flask) -> None:
     helios = Helios(ModelLifecycle(s), ConcurrencyLimit(s.helios_max_concurrent,
                                                        s.helios_queue_wait_seconds),
                     init_rate_limit(s), CompletionCache(s.helios_cache_entries),
-                    Supersession(s.helios_supersede))
+                    Supersession(s.helios_supersede), TypingPace(s.helios_typing_pace))
     app.extensions["helios"] = helios
     app.register_blueprint(bp)
     local = gw.router.by_name("local")
@@ -95,15 +97,21 @@ def complete():
     model = gw.dispatch.resolve(req, record, stream=False).public
     context = helios.cache.context(language, wire.filename, cursor.suffix, str(req.max_tokens),
                                    str(req.temperature))
-    with helios.supersession.claim(f"{client_key()}\0{wire.filename}", "helios", model) as ticket:
-        hit = helios.cache.lookup(model, context, cursor.prefix, "helios")
-        if hit is not None:
-            return _answer(hit.suggestion, hit.confidence, record, cache=hit.kind)
-        with helios.concurrency.hold():
-            ticket.check()
-            suggestion, confidence, finish = _suggest(
-                gw.dispatch, req, cursor, record, ticket, TimeBudget(s.helios_max_predict_ms))
-        helios.cache.store(model, context, cursor.prefix, suggestion, confidence)
+    key = f"{client_key()}\0{wire.filename}"
+    arrival = helios.pace.arrive(key)
+    try:
+        with helios.supersession.claim(key, "helios", model) as ticket:
+            hit = helios.cache.lookup(model, context, cursor.prefix, "helios")
+            if hit is not None:
+                return _answer(hit.suggestion, hit.confidence, record, cache=hit.kind)
+            with helios.concurrency.hold():
+                ticket.check()
+                suggestion, confidence, finish = _suggest(
+                    gw.dispatch, req, cursor, record, ticket,
+                    TimeBudget(s.helios_max_predict_ms), arrival)
+            helios.cache.store(model, context, cursor.prefix, suggestion, confidence)
+    finally:
+        arrival.answered()
     return _answer(suggestion, confidence, record, finish=finish,
                    cache="miss" if helios.cache.enabled else None)
 
@@ -123,9 +131,10 @@ def _answer(suggestion: str, confidence: float, record: RequestRecord, *,
 
 def _suggest(dispatch: Dispatcher, req: GenerationRequest, cursor: Cursor,
              record: RequestRecord, ticket: Ticket,
-             budget: TimeBudget) -> tuple[str, float, str]:
+             budget: TimeBudget, pace: Arrival) -> tuple[str, float, str]:
     """Stream the completion into a suggestion; stop once it is complete, the time budget is
-    spent, a newer request superseded it, or the client left. Returns why it ended too."""
+    spent, the typing pace's deadline passed, a newer request superseded it, or the client
+    left. Returns why it ended too."""
     gone = disconnect_check()
     builder = SuggestionBuilder(cursor)
     finish: Optional[str] = None
@@ -150,6 +159,9 @@ def _suggest(dispatch: Dispatcher, req: GenerationRequest, cursor: Cursor,
                 if budget.exceeded(chunk.text):
                     finish = "time"
                     break
+                if pace.passed():  # the editor's next request is due: answer in time
+                    finish = "pace"
+                    break
             if builder.pieces >= req.max_tokens:  # a backend that ignores max_tokens
                 finish = "length"
                 break
@@ -169,7 +181,7 @@ def _suggest(dispatch: Dispatcher, req: GenerationRequest, cursor: Cursor,
         # Also when the suggestion was complete (or the client left) before the backend's
         # usage chunk: the tokens generated until then were spent.
         record.add_usage(stream.spent())
-    suggestion, confidence = builder.result(truncated=finish in ("length", "time"))
+    suggestion, confidence = builder.result(truncated=finish in ("length", "time", "pace"))
     return suggestion, confidence, finish
 
 

@@ -187,3 +187,54 @@ def test_superseded_request_leaves_the_local_models_queue_and_the_newer_gets_it(
         assert second is not None and second.status_code == 200, second and second.text
         # The older request never touched the model: only the newer one's prompt was prepared.
         assert len(prepared) == 1 and prepared[0].endswith("return r"), prepared
+
+
+def _type_in_bursts(url: str, gaps: list[float], last_max_tokens: int = 400):
+    """Requests for one file, sent ``gaps`` apart without waiting for answers; the answers."""
+    sent = []
+    for i, gap in enumerate([*gaps, 0]):
+        tokens = last_max_tokens if i == len(gaps) else 400
+        sent.append(_InFlight(url, _body("x = " + "1" * i, max_tokens=tokens)))
+        time.sleep(gap)
+    return [f.join(30) for f in sent]
+
+
+def test_a_typing_client_gets_each_suggestion_before_its_next_request(up):
+    # "endless" would stream for 20 s; the client types on, a request every 0.3–0.6 s.
+    gaps = [0.3, 0.6, 0.6, 0.6, 0.6]
+    with helios_app(lm_studio_base_url=up.url, helios_model="endless",
+                    helios_max_predict_ms=0) as (url, _):
+        start = time.monotonic()
+        answers = _type_in_bursts(url, gaps)
+        took = time.monotonic() - start
+    # Three gaps show the pace; until then each request is cut by the next (499).
+    for r in answers[:3]:
+        assert_helios_error(r, 499, "REQUEST_CANCELLED")
+    # From then on each ends by the shortest gap (0.3 s) and is answered before the next
+    # request supersedes it: a 200 with what was generated so far.
+    for r in answers[3:]:
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Finish-Reason"] == "pace"
+        assert r.json()["suggestion"], r.text  # what the stand-in streamed until then
+    assert took < 10  # the last request too ended by its deadline, not after 20 s
+
+
+def test_without_the_typing_pace_each_request_is_cut_by_the_next(up):
+    with helios_app(lm_studio_base_url=up.url, helios_model="endless",
+                    helios_max_predict_ms=0, helios_typing_pace=False) as (url, _):
+        answers = _type_in_bursts(url, [0.3, 0.6, 0.6, 0.6], last_max_tokens=3)
+    for r in answers[:-1]:
+        assert_helios_error(r, 499, "REQUEST_CANCELLED")
+    assert answers[-1].headers["X-Finish-Reason"] == "length"
+
+
+def test_a_client_that_waits_for_its_answers_gets_whole_suggestions(up):
+    # A script (or an editor that waits) sends the next request as the answer arrives: it
+    # never cuts its own requests short, so no pace deadline shortens them.
+    with helios_app(lm_studio_base_url=up.url, helios_model="endless",
+                    helios_max_predict_ms=0) as (url, _):
+        for i in range(6):
+            r = requests.post(url + "/complete", json=_body("y = " + "2" * i, max_tokens=4),
+                              timeout=30)
+            assert r.status_code == 200, r.text
+            assert r.headers["X-Finish-Reason"] == "length", i
