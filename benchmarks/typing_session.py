@@ -8,13 +8,17 @@ of its own). Requests run concurrently with the typing, as in an editor.
 
 Each API runs the same session twice, side by side on two gateways in this
 process: **typing** (completion cache on; ``/complete`` supersedes the older
-request of the same file on the server, and for ``/infill`` the client drops
-the stale request's connection, as llama.vim does) and **plain** (cache and
-supersession off, nothing cancelled: every request runs to its end).
+request of the same file on the server and ends suggestions at the typing
+pace's deadline, and for ``/infill`` the client drops the stale request's
+connection, as llama.vim does) and **plain** (cache, supersession and pace
+off, nothing cancelled: every request runs to its end). ``--no-pace`` runs
+the typing sessions without the pace deadline.
 ``--repeat N`` runs each session N times and reports medians.
 
 Per session it prints: requests sent, cancelled, refused (429), served from
-the cache, time to suggestion p50/p95 for cache hits and for model runs (only
+the cache, shown, ended by the pace deadline (``X-Finish-Reason: pace``),
+"right" (characters of the shown suggestions that the typist then typed: a
+rough measure of how useful they were), time to suggestion p50/p95 for cache hits and for model runs (only
 answers that were still current when they arrived: the editor discards the
 rest), the model time (how long requests held the local model's lock,
 measured by :mod:`benchmarks.model_clock`) and the share of it that was
@@ -37,6 +41,7 @@ directory (this one included) and break them.
 
     python benchmarks/typing_session.py [--threads N] [--seed 1] [--max-tokens 32]
                                         [--repeat 3] [--api complete|infill|both] [--show]
+                                        [--no-reuse] [--no-pace]
 """
 
 from __future__ import annotations
@@ -122,6 +127,7 @@ class Sent:
     done: Optional[float] = None
     status: Optional[int] = None
     cache: Optional[str] = None
+    finish: Optional[str] = None           # X-Finish-Reason: why a model run's suggestion ended
     cancelled_by_client: bool = False
     text: str = ""                         # what was typed when it was sent
     answer: str = ""
@@ -200,6 +206,7 @@ class Editor:
             data = json.loads(resp.read() or b"{}")
             s.answer = data.get("suggestion", data.get("content", ""))
             s.status, s.cache = resp.status, resp.getheader("X-Completion-Cache")
+            s.finish = resp.getheader("X-Finish-Reason") or data.get("stop_type")
         except OSError:
             s.status = None  # dropped by the client
         finally:
@@ -293,12 +300,19 @@ def summarize(name: str, editor: Editor, clock: ModelClock) -> dict:
             if e.took is not None and e.took < at < e.freed:
                 freed.append(e.freed - at)
     wasted = sum(f[1] for k, f in fates.items() if k not in ("shown", "cache"))
+    right = 0  # suggested characters that the typist then typed (all shown answers)
+    for s in shown:
+        if TYPED.startswith(s.text):
+            ahead = TYPED[len(s.text):]
+            right += len(os.path.commonprefix([s.answer, ahead]))
     return {
         "name": name, "sent": len(sent),
         "cancelled": sum(1 for s in sent if s.status == 499 or s.cancelled_by_client),
         "refused": sum(1 for s in sent if s.status == 429),
         "cache": sum(1 for s in sent if s.cache in ("exact", "typed")),
         "shown": len(shown),
+        "paced": sum(1 for s in sent if s.finish == "pace"),
+        "right": right,
         "hit_p50": pct(hits, 50), "hit_p95": pct(hits, 95),
         "run_p50": pct(runs, 50), "run_p95": pct(runs, 95),
         "all_p50": pct(hits + runs, 50),
@@ -333,14 +347,16 @@ def ms(x: Optional[float]) -> str:
     return "-" if x is None else f"{x * 1000:.1f}"
 
 
-COLUMNS = (f"{'':18}{'sent':>5}{'cancel':>7}{'429':>5}{'cache':>6}{'shown':>6}"
+COLUMNS = (f"{'':18}{'sent':>5}{'cancel':>7}{'429':>5}{'cache':>6}{'shown':>6}{'paced':>6}"
+           f"{'right':>6}"
            f"{'hit p50':>9}{'hit p95':>9}{'run p50':>9}{'run p95':>9}{'all p50':>9}"
            f"{'model s':>9}{'wasted':>8}")
 
 
 def row(r: dict) -> str:
     return (f"{r['name']:18}{r['sent']:5}{r['cancelled']:7}{r['refused']:5}{r['cache']:6}"
-            f"{r['shown']:6}{ms(r['hit_p50']):>9}{ms(r['hit_p95']):>9}{ms(r['run_p50']):>9}"
+            f"{r['shown']:6}{r['paced']:6}{r['right']:6}"
+            f"{ms(r['hit_p50']):>9}{ms(r['hit_p95']):>9}{ms(r['run_p50']):>9}"
             f"{ms(r['run_p95']):>9}{ms(r['all_p50']):>9}{r['model_s']:9.2f}{r['wasted']:8.1%}")
 
 
@@ -403,7 +419,7 @@ def breakdown_lines(path: str, runs: list[dict]) -> list[str]:
 
 def show_line(s: Sent, e: Optional[Entry]) -> str:
     """One request: its fate, time to answer, text, answer and model time."""
-    line = (f"  {fate(s, e):6} {s.status} {s.cache or '-':5} {(s.done - s.sent) * 1000:7.1f} ms"
+    line = (f"  {fate(s, e):6} {s.status} {s.cache or s.finish or '-':5} {(s.done - s.sent) * 1000:7.1f} ms"
             f"  {s.text[-20:]!r} -> {s.answer[:30]!r}")
     if e is not None and e.held:
         line += (f"  [held {ms(e.held_s)} ms: prompt {e.prompt_evaluated} tok from "
@@ -423,6 +439,8 @@ def main() -> None:
     ap.add_argument("--no-reuse", action="store_true",
                     help="skip the cold replay of every prompt (prompt reuse figures)")
     ap.add_argument("--show", action="store_true", help="print every answer")
+    ap.add_argument("--no-pace", action="store_true",
+                    help="typing sessions without the typing-pace deadline (HELIOS_TYPING_PACE)")
     args = ap.parse_args()
     if args.threads is None:
         args.threads = load_settings().local_n_threads
@@ -442,6 +460,7 @@ def main() -> None:
             for typing_mode in (True, False):
                 name = f"{path} {'typing' if typing_mode else 'plain'}"
                 app = create_app(load_settings(**base, helios_supersede=typing_mode,
+                                               helios_typing_pace=typing_mode and not args.no_pace,
                                                helios_cache_entries=1024 if typing_mode else 0))
                 try:
                     editor, clock = run_session(app, path, typing_mode, events, args.max_tokens)
