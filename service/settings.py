@@ -427,10 +427,10 @@ class HeliosSettings(_Group):
         description="Longest generation of a /complete suggestion once its first line is "
                     "written (as llama.vim's t_max_predict_ms); 0 = no limit.")
     helios_typing_pace: bool = Field(
-        True, description="While a client types (its /complete requests for a file come under "
-                          "1 s apart, without waiting for the answers), end each suggestion by "
-                          "the time its next request is due (X-Finish-Reason: pace), so it "
-                          "arrives while it is still wanted.")
+        True, description="While a client types (its /complete requests for a file, or its "
+                          "/infill requests, come under 1 s apart without waiting for the "
+                          "answers), end each suggestion by the time its next request is due "
+                          "(X-Finish-Reason: pace), so it arrives while it is still wanted.")
     infill_max_extra_chars: int = Field(
         2000, ge=0, description="Characters of /infill input_extra context kept (newest chunks).")
 

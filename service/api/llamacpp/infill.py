@@ -10,7 +10,8 @@ model with its FIM tokens or the documented fallback, an upstream's
 
 Generation stops as llama.cpp's does: ``n_predict`` tokens, the time budget
 ``t_max_predict_ms`` (at a newline once spent), or a line indented less than
-``n_indent`` (that line is cut). :class:`InfillRun` yields the text as it is
+``n_indent`` (that line is cut); and, as on ``/complete``, at the typing pace's
+deadline (:mod:`..helios.pace`; ``stop_type`` "limit", as for the time budget). :class:`InfillRun` yields the text as it is
 released and knows afterwards why it ended and how long each phase took.
 """
 
@@ -26,6 +27,7 @@ from ...settings import Settings
 from ..budgets import TimeBudget
 from ..errors import to_gateway_error
 from ..helios import prompting
+from ..helios.pace import Arrival
 from .protocol import ExtraChunk, InfillRequest
 
 #: llama.cpp's chunk separator when the model has no file-separator token.
@@ -104,11 +106,15 @@ class Timings:
 class InfillRun:
     """Iterate for released text; afterwards ``content``, ``stop_type``, counts and timings."""
 
-    def __init__(self, stream: ChunkStream, w: InfillRequest, request_id: str, gone=None):
+    def __init__(self, stream: ChunkStream, w: InfillRequest, request_id: str, gone=None,
+                 pace: Optional[Arrival] = None, max_tokens: int = 0):
         self.stream = stream
         self.w = w
         self.request_id = request_id
         self.gone = gone or (lambda: False)
+        self.pace = pace or Arrival()
+        self.paced = False  # ended at the typing pace's deadline
+        self.max_tokens = max_tokens  # enforced here too: some backends ignore it
         self.content = ""
         self.stop_type = "none"
         self.tokens_predicted = 0
@@ -144,6 +150,12 @@ class InfillRun:
                         break
                 if budget.exceeded(chunk.text):
                     finish = "limit"
+                    break
+                if self.pace.passed():  # the editor's next request is due: answer in time
+                    finish, self.paced = "limit", True
+                    break
+                if 0 < self.max_tokens <= self.tokens_predicted:
+                    finish = "length"
                     break
                 ready = self._releasable()
                 if ready > sent:

@@ -11,6 +11,8 @@ from ...gateway import get_gateway
 from ..context import RequestRecord, current_record, disconnect_check, json_response, read_json
 from ..errors import register_renderer, to_gateway_error
 from ..helios.cache import CompletionCache
+from ..helios.limits import client_key
+from ..helios.pace import Arrival
 from ..streaming import sse_event, sse_response
 from . import infill
 from .protocol import InfillRequest, error_body, parse
@@ -27,28 +29,37 @@ def infill_route():
     record = current_record()
     # The key's allow-list applies to the resolved public name, before any model work.
     model = gw.dispatch.resolve(req, record, stream=w.stream).public
-    cache: CompletionCache = current_app.extensions["helios"].cache  # shared with /complete
+    helios = current_app.extensions["helios"]
+    cache: CompletionCache = helios.cache  # shared with /complete
     key = _CacheKey(cache, model,
                     cache.context(*infill.cache_context(w, req, gw.settings)),
                     w.input_prefix + w.prompt)
     if w.n_predict == 0:  # llama.vim's warm-up asks for no text: nothing to run here
         return _render(_settled(w, record, "", "limit"), w, req)
-    hit = cache.lookup(key.model, key.context, key.prefix, "infill")
-    if hit is not None:
-        return _render(_settled(w, record, hit.suggestion, "eos"), w, req, hit.kind)
-    # Editors cancel a stale /infill by dropping its connection: look often (a select() call),
-    # also from the local model's queue and inside its prompt evaluation (``req.cancel``).
-    gone = disconnect_check(0.02)
-    req.cancel = _Dropped(gone)
-    run = infill.InfillRun(gw.dispatch.stream(req, record, to_client=w.stream), w,
-                           record.request_id, gone)
-    if w.stream:
-        return sse_response(_events(run, w, req, record, key))
-    for _ in run:
-        pass
-    record.add_usage(run.usage)
-    key.store(run.content)
-    return _render(run, w, req, "miss" if cache.enabled else None)
+    # /infill carries no file name: the client's requests are one typing stream.
+    arrival = helios.pace.arrive(f"{client_key()}\0/infill")
+    streaming = False
+    try:
+        hit = cache.lookup(key.model, key.context, key.prefix, "infill")
+        if hit is not None:
+            return _render(_settled(w, record, hit.suggestion, "eos"), w, req, hit.kind)
+        # Editors cancel a stale /infill by dropping its connection: look often (a select()
+        # call), also from the local model's queue and inside its prompt evaluation.
+        gone = disconnect_check(0.02)
+        req.cancel = _Dropped(gone)
+        run = infill.InfillRun(gw.dispatch.stream(req, record, to_client=w.stream), w,
+                               record.request_id, gone, arrival, req.max_tokens)
+        if w.stream:
+            streaming = True
+            return sse_response(_events(run, w, req, record, key, arrival))
+        for _ in run:
+            pass
+        record.add_usage(run.usage)
+        key.store(run.content)
+        return _render(run, w, req, "miss" if cache.enabled else None)
+    finally:
+        if not streaming:
+            arrival.answered()
 
 
 class _Dropped:
@@ -89,11 +100,13 @@ def _render(run: infill.InfillRun, w: InfillRequest, req: GenerationRequest,
         resp = json_response(infill.select_fields(final, w.response_fields))
     if cache:
         resp.headers["X-Completion-Cache"] = cache
+    if run.paced and not w.stream:  # llama.cpp's stop_type says only "limit"
+        resp.headers["X-Finish-Reason"] = "pace"
     return resp
 
 
 def _events(run: infill.InfillRun, w: InfillRequest, req: GenerationRequest,
-            record: RequestRecord, key: _CacheKey) -> Iterator[bytes]:
+            record: RequestRecord, key: _CacheKey, arrival: Arrival) -> Iterator[bytes]:
     """SSE as llama.cpp streams: a partial object per piece, then the final one (content
     empty, ``stop: true``); a failure after the first byte is one ``{"error"}`` event."""
     try:
@@ -110,3 +123,4 @@ def _events(run: infill.InfillRun, w: InfillRequest, req: GenerationRequest,
     finally:
         run.stream.close()
         record.add_usage(run.usage)
+        arrival.answered()

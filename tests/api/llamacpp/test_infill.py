@@ -201,3 +201,29 @@ def test_a_dropped_connection_stops_the_local_models_prompt_evaluation():
             del llama.eval
         r = requests.post(url + "/infill", json=vscode_body(), timeout=120)
         assert r.status_code == 200, r.text  # the model serves the next request as before
+
+
+def test_a_typing_client_gets_each_infill_before_its_next_request(up):
+    # Three short requests, a typing pause apart (0.3–0.6 s, never waiting on an answer that
+    # is still to come), show the pace; the fourth and fifth would stream for 20 s but end
+    # by the shortest gap, answered before the next request is due.
+    with helios_app(lm_studio_base_url=up.url, helios_model="endless") as (url, _):
+        for i, gap in enumerate([0.3, 0.6, 0.6]):
+            sent = time.monotonic()
+            r = requests.post(url + "/infill", timeout=30, json={
+                "input_prefix": "x = " + "1" * i, "n_predict": 3, "t_max_predict_ms": 0})
+            assert r.json()["stop_type"] == "limit" and "X-Finish-Reason" not in r.headers
+            time.sleep(max(0.0, sent + gap - time.monotonic()))
+        sent = time.monotonic()
+        r = requests.post(url + "/infill", timeout=30, json={
+            "input_prefix": "x = 111", "n_predict": 400, "t_max_predict_ms": 0})
+        assert r.status_code == 200, r.text
+        assert r.json()["stop_type"] == "limit" and r.headers["X-Finish-Reason"] == "pace"
+        assert r.json()["content"]
+        time.sleep(max(0.0, sent + 0.6 - time.monotonic()))
+        start = time.monotonic()
+        streamed = requests.post(url + "/infill", timeout=30, stream=True, json={
+            "input_prefix": "x = 1111", "n_predict": 400, "t_max_predict_ms": 0, "stream": True})
+        events = sse_objects(streamed)
+        assert events[-1]["stop"] is True and events[-1]["stop_type"] == "limit"
+        assert time.monotonic() - start < 10  # not the 20 s the stand-in would stream
