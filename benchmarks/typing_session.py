@@ -18,17 +18,17 @@ the typing sessions without the pace deadline.
 Per session it prints: requests sent, cancelled, refused (429), served from
 the cache, shown, ended by the pace deadline (``X-Finish-Reason: pace``),
 "right" (characters of the shown suggestions that the typist then typed: a
-rough measure of how useful they were), time to suggestion p50/p95 for cache hits and for model runs (only
-answers that were still current when they arrived: the editor discards the
-rest), the model time (how long requests held the local model's lock,
-measured by :mod:`benchmarks.model_clock`) and the share of it that was
-wasted: spent on requests whose answer was never shown (cut short by a newer
-request, or answered after it). Then the issue's goals next to the medians,
-and where the model time of the typing sessions went: per fate (shown, late,
-cut in prompt evaluation, cut in generation, never ran), split into prompt
-evaluation and generation, how soon a superseded run gave the model back, and
-how much of an undelivered run's prompt evaluation the next run reused from
-the KV cache (reported, but still counted as wasted).
+rough measure of how useful they were), time to suggestion p50/p95 for cache
+hits and for model runs (only answers that were still current when they
+arrived: the editor discards the rest), the model time (how long requests held
+the local model's lock, measured by :mod:`benchmarks.model_clock`) and the
+share of it that was wasted: spent on requests whose answer was never shown
+(cut short by a newer request, or answered after it). Then the issue's goals
+next to the medians, and where the model time of the typing sessions went: per
+fate (shown, late, cut in prompt evaluation, cut in generation, never ran),
+split into prompt evaluation and generation, how soon a superseded run gave
+the model back, and how much of an undelivered run's prompt evaluation the
+next run reused from the KV cache (reported, but still counted as wasted).
 
 Prompt reuse: every model run's prompt is replayed afterwards with
 ``cache_prompt=False`` and its prompt-evaluation time compared with the time
@@ -419,7 +419,8 @@ def breakdown_lines(path: str, runs: list[dict]) -> list[str]:
 
 def show_line(s: Sent, e: Optional[Entry]) -> str:
     """One request: its fate, time to answer, text, answer and model time."""
-    line = (f"  {fate(s, e):6} {s.status} {s.cache or s.finish or '-':5} {(s.done - s.sent) * 1000:7.1f} ms"
+    line = (f"  {fate(s, e):6} {s.status} {s.cache or s.finish or '-':5} "
+            f"{(s.done - s.sent) * 1000:7.1f} ms"
             f"  {s.text[-20:]!r} -> {s.answer[:30]!r}")
     if e is not None and e.held:
         line += (f"  [held {ms(e.held_s)} ms: prompt {e.prompt_evaluated} tok from "

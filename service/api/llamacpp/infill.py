@@ -11,8 +11,9 @@ model with its FIM tokens or the documented fallback, an upstream's
 Generation stops as llama.cpp's does: ``n_predict`` tokens, the time budget
 ``t_max_predict_ms`` (at a newline once spent), or a line indented less than
 ``n_indent`` (that line is cut); and, as on ``/complete``, at the typing pace's
-deadline (:mod:`..helios.pace`; ``stop_type`` "limit", as for the time budget). :class:`InfillRun` yields the text as it is
-released and knows afterwards why it ended and how long each phase took.
+deadline (:mod:`..helios.pace`; ``stop_type`` "limit", as for the time budget).
+:class:`InfillRun` yields the text as it is released and knows afterwards why
+it ended and how long each phase took.
 """
 
 from __future__ import annotations
