@@ -204,11 +204,11 @@ def test_a_dropped_connection_stops_the_local_models_prompt_evaluation():
 
 
 def test_a_typing_client_gets_each_infill_before_its_next_request(up):
-    # Three short requests, a typing pause apart (0.3–0.6 s, never waiting on an answer that
-    # is still to come), show the pace; the fourth and fifth would stream for 20 s but end
-    # by the shortest gap, answered before the next request is due.
+    # Three short requests (about 150 ms each), a typing pause apart (0.4–0.6 s from one
+    # request to the next), show the pace; the fourth and fifth would stream for 20 s but
+    # end by the shortest gap, answered before the next request is due.
     with helios_app(lm_studio_base_url=up.url, helios_model="endless") as (url, _):
-        for i, gap in enumerate([0.3, 0.6, 0.6]):
+        for i, gap in enumerate([0.4, 0.6, 0.6]):
             sent = time.monotonic()
             r = requests.post(url + "/infill", timeout=30, json={
                 "input_prefix": "x = " + "1" * i, "n_predict": 3, "t_max_predict_ms": 0})
