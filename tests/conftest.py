@@ -27,13 +27,17 @@ atexit.register(shutil.rmtree, _DATA_DIR, ignore_errors=True)
 # No per-IP rate limit: every test client is 127.0.0.1 and session-wide apps serve many
 # tests; the limit tests set their own.
 os.environ["RATE_LIMIT_PER_IP"] = "0"
+# How often a test server's loop checks for shutdown().
+POLL_SECONDS = 0.05
 
 
 @contextmanager
 def serve(app):
     """Run a Flask app on a threaded server at 127.0.0.1:<free port>; yield its URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever notices shutdown() only between polls: 0.5 s by default, paid at every
+    # teardown of a function-scoped server.
+    thread = threading.Thread(target=server.serve_forever, args=(POLL_SECONDS,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"

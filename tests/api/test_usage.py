@@ -49,8 +49,8 @@ def _usage_app(upstream, db_settings):
     app = create_app(make_settings(lm_studio_base_url=upstream.url, usage_flush_seconds=0.2,
                                    models_cache_seconds=0, **db_settings))
     record, secret = app.extensions["auth"].create_key(KeySpec(name="usage"))
-    done = threading.Semaphore(0)
-    on_request_done(app, lambda record: done.release())
+    done = threading.Semaphore(0)  # released per completion (a /metrics scrape runs hooks too)
+    on_request_done(app, lambda record: record.path == "/v1/completions" and done.release())
     return app, record.id, (secret, done)
 
 

@@ -80,7 +80,7 @@ class HeldUpstream(UpstreamServer):
 @contextmanager
 def held_upstream():
     server = HeldUpstream()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server

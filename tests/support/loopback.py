@@ -26,7 +26,8 @@ class LoopbackServer(ThreadingHTTPServer):
     def start(cls, port: int = 0):
         """Serve in a daemon thread; the caller shuts it down."""
         server = cls(port)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # poll often: shutdown() waits for the next poll (0.5 s by default), at every teardown
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         return server
 
 

@@ -63,6 +63,20 @@ class State:
         self.lock = threading.Lock()
         self.models = ["echo-1", "tools", "upstream-model"]
 
+    def settled_disconnects(self, quiet: float = 0.25, timeout: float = 5.0) -> int:
+        """The disconnect count once it has not changed for ``quiet`` s: an ``endless``
+        stream an earlier test left notices at its next write (every 50 ms), and would
+        otherwise be counted as the current test's."""
+        end = time.monotonic() + timeout
+        count, since = len(self.disconnects), time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(0.02)
+            if len(self.disconnects) != count:
+                count, since = len(self.disconnects), time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+        return count
+
 
 def _completion(model: str, text: str, chat: bool, usage=(5, 3)) -> dict:
     if chat:

@@ -154,7 +154,7 @@ def test_a_dropped_connection_stops_generation(up):
     # llama.vim cancels a stale request by closing its connection.
     with helios_app(lm_studio_base_url=up.url, helios_model="endless") as (url, _):
         calls = up.state.calls["endless"]
-        before = len(up.state.disconnects)
+        before = up.state.settled_disconnects()
         sock = open_post(url, "/infill", {"input_prefix": "x = ", "n_predict": 400})
         deadline = time.monotonic() + 10
         while up.state.calls["endless"] == calls and time.monotonic() < deadline:
