@@ -200,8 +200,8 @@ def _type_in_bursts(url: str, gaps: list[float], last_max_tokens: int = 400):
 
 
 def test_a_typing_client_gets_each_suggestion_before_its_next_request(up):
-    # "endless" would stream for 20 s; the client types on, a request every 0.3–0.6 s.
-    gaps = [0.3, 0.6, 0.6, 0.6, 0.6]
+    # "endless" would stream for 20 s; the client types on, a request every 0.25–0.7 s.
+    gaps = [0.25, 0.7, 0.7, 0.7, 0.7]
     with helios_app(lm_studio_base_url=up.url, helios_model="endless",
                     helios_max_predict_ms=0) as (url, _):
         start = time.monotonic()
@@ -210,7 +210,7 @@ def test_a_typing_client_gets_each_suggestion_before_its_next_request(up):
     # Three gaps show the pace; until then each request is cut by the next (499).
     for r in answers[:3]:
         assert_helios_error(r, 499, "REQUEST_CANCELLED")
-    # From then on each ends by the shortest gap (0.3 s) and is answered before the next
+    # From then on each ends by the shortest gap (0.25 s) and is answered before the next
     # request supersedes it: a 200 with what was generated so far.
     for r in answers[3:]:
         assert r.status_code == 200, r.text
@@ -222,7 +222,7 @@ def test_a_typing_client_gets_each_suggestion_before_its_next_request(up):
 def test_without_the_typing_pace_each_request_is_cut_by_the_next(up):
     with helios_app(lm_studio_base_url=up.url, helios_model="endless",
                     helios_max_predict_ms=0, helios_typing_pace=False) as (url, _):
-        answers = _type_in_bursts(url, [0.3, 0.6, 0.6, 0.6], last_max_tokens=3)
+        answers = _type_in_bursts(url, [0.25, 0.7, 0.7, 0.7], last_max_tokens=3)
     for r in answers[:-1]:
         assert_helios_error(r, 499, "REQUEST_CANCELLED")
     assert answers[-1].headers["X-Finish-Reason"] == "length"
