@@ -31,13 +31,13 @@ from ..core.types import (
 )
 from .config import AnthropicConfig
 from .base import DisconnectCheck, Provider
+# One wording of the gap-filling instruction, shared with Vertex.
+from .chat_fim import FIM_INSTRUCTION, fim_user_text
 from .http_client import (
     UNAVAILABLE_RETRY_AFTER, HttpClient, UpstreamResponse, _retry_after, raise_for_upstream_status,
     upstream_message,
 )
 from .sse import SseEvents, incomplete
-# One wording of the gap-filling instruction; one lenient reading of a history's call arguments.
-from .chat_fim import FIM_INSTRUCTION, fim_user_text
 
 log = logging.getLogger(__name__)
 

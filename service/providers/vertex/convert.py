@@ -47,6 +47,7 @@ CONTENT_FILTER = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CON
 # Gemini 3 accepts this in place of a lost signature (history from another model).
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 
+
 def is_palm(model: str) -> bool:
     return model.startswith(PALM_PREFIXES)
 
@@ -196,7 +197,8 @@ def encode_contents(messages: list[Message], model: str) -> tuple[list[dict], li
             parts = [{"text": m.text()}] if m.text() else []
             for pos, c in enumerate(m.tool_calls):
                 calls[c.id] = (c.name, pos)
-                part: dict[str, Any] = {"functionCall": {"name": c.name, "args": c.arguments_wrapped()}}
+                part: dict[str, Any] = {"functionCall": {"name": c.name,
+                                                         "args": c.arguments_wrapped()}}
                 signature = signature_from_id(c.id)
                 if signature is None and pos == 0 and needs_signature:
                     signature = SKIP_SIGNATURE
