@@ -51,9 +51,10 @@ MAX_KEYS = 4096
 class Arrival:
     """One request's place in its client's pace: its deadline, and when it was answered."""
 
-    __slots__ = ("deadline", "answered_at")
+    __slots__ = ("at", "deadline", "answered_at")
 
-    def __init__(self, deadline: Optional[float] = None):
+    def __init__(self, at: float = 0.0, deadline: Optional[float] = None):
+        self.at = at              # when it arrived (perf_counter())
         self.deadline = deadline  # a perf_counter() time, or None: no pace deadline
         self.answered_at: Optional[float] = None
 
@@ -67,10 +68,9 @@ class Arrival:
 
 
 class _Burst:
-    __slots__ = ("last", "latest", "gaps")
+    __slots__ = ("latest", "gaps")
 
     def __init__(self):
-        self.last = 0.0
         self.latest: Optional[Arrival] = None
         self.gaps: deque[float] = deque(maxlen=WINDOW)
 
@@ -96,15 +96,14 @@ class TypingPace:
             typing = False
             previous = burst.latest
             if previous is not None:
-                gap = now - burst.last
+                gap = now - previous.at
                 if gap > IDLE_GAP:
                     burst.gaps.clear()
                 elif previous.answered_at is None or now - previous.answered_at >= THINK:
                     burst.gaps.append(gap)
                     typing = True
-            burst.last = now
             gaps = sorted(burst.gaps) if typing and len(burst.gaps) >= MIN_GAPS else None
-            arrival = Arrival(None if gaps is None else
+            arrival = Arrival(now, None if gaps is None else
                               now + max(FLOOR, gaps[1 if len(gaps) >= 5 else 0] - MARGIN))
             burst.latest = arrival
         return arrival
